@@ -1,0 +1,139 @@
+"""Measure a contract model's WER: synthetic held-out voices and real
+recordings that ship in Debian packages (evaluation only, never training).
+
+    python train/evaluate.py --model models/hark-wsm-v1.onnx --out models/eval-hark-wsm-v1.json
+
+The model runs exactly as the runtime runs it: fbank (train/fbank.py), then
+chunk by chunk through onnxruntime with explicit state (docs/model-contract.md),
+then greedy CTC. Real recordings are converted to 16 kHz mono with sox.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import fbank as FB  # noqa: E402
+from textnorm import normalize  # noqa: E402
+from wer import edit_distance  # noqa: E402
+
+PS = pathlib.Path("/usr/share/pocketsphinx/test/data")
+ALSA = pathlib.Path("/usr/share/sounds/alsa")
+CODEC2 = pathlib.Path("/usr/share/codec2/raw/speech_orig_16k.wav")
+
+
+def real_recordings():
+    """(set, path, reference or None) for the Debian-packaged recordings."""
+    out = []
+    for tr, folder in ((PS / "librivox" / "transcription", "librivox"), (PS / "cards" / "cards.transcription", "cards")):
+        if not tr.exists():
+            continue
+        for line in tr.read_text().splitlines():
+            if "(" not in line:
+                continue
+            text, fid = line.rsplit("(", 1)
+            text = text.replace("<s>", "").replace("</s>", "").strip()
+            out.append((f"pocketsphinx-{folder}", PS / folder / (fid.strip(" )") + ".wav"), normalize(text)))
+    if (PS / "goforward.raw").exists():
+        out.append(("pocketsphinx-goforward", PS / "goforward.raw", "go forward ten meters"))
+    for wav in sorted(ALSA.glob("*.wav")):
+        if wav.stem != "Noise":
+            out.append(("alsa-utils", wav, wav.stem.replace("_", " ").lower()))
+    if CODEC2.exists():
+        out.append(("codec2", CODEC2, None))  # no published transcript: output only
+    return out
+
+
+def load_audio(path: pathlib.Path) -> np.ndarray:
+    src = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"] if path.suffix == ".raw" else []
+    raw = subprocess.run(
+        ["sox", *src, str(path), "-t", "raw", "-r", "16000", "-e", "float", "-b", "32", "-c", "1", "-"],
+        check=True, capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.float32)
+
+
+class Recognizer:
+    def __init__(self, path):
+        self.meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.chunk = int(self.meta["hark.chunk_frames"])
+        self.states = json.loads(self.meta["hark.states"])
+        self.tokens = json.loads(self.meta["hark.tokens"])
+        self.blank = int(self.meta["hark.blank_id"])
+        self.out_names = [o.name for o in self.sess.get_outputs()]
+
+    def transcribe(self, wave: np.ndarray) -> str:
+        feats = FB.fbank(wave).numpy()
+        n = feats.shape[0]
+        total = max(1, -(-n // self.chunk)) * self.chunk
+        padded = np.full((total, feats.shape[1]), float(self.meta["hark.pad_frame_value"]), np.float32)
+        padded[:n] = feats
+        cur = {s["input"]: np.full(s["shape"], s["init"], np.float32) for s in self.states}
+        best = []
+        for i in range(0, total, self.chunk):
+            res = dict(zip(self.out_names, self.sess.run(None, {"feats": padded[None, i : i + self.chunk], **cur})))
+            best += res["log_probs"][0].argmax(-1).tolist()
+            cur = {s["input"]: res[s["output"]] for s in self.states}
+        text, prev = [], self.blank
+        for t in best:
+            if t != prev and t != self.blank:
+                text.append(self.tokens[t])
+            prev = t
+        return " ".join("".join(text).split())
+
+
+def score(rows):
+    errs = sum(edit_distance(r.split(), h.split()) for r, h in rows)
+    words = sum(len(r.split()) for r, _ in rows)
+    return errs / max(words, 1), words
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/hark-wsm-v1.onnx")
+    ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--max-synthetic", type=int, default=400)
+    a = ap.parse_args()
+    rec = Recognizer(a.model)
+    results = {"model": a.model, "sets": {}, "utterances": []}
+    by_set = {}
+
+    corpus = pathlib.Path(a.corpus)
+    for split in ("test_clean", "dev"):
+        man = corpus / split / "manifest.jsonl"
+        if not man.exists():
+            continue
+        items = [json.loads(x) for x in man.read_text().splitlines() if x.strip()][: a.max_synthetic]
+        for it in items:
+            hyp = rec.transcribe(load_audio(corpus / it["path"]))
+            by_set.setdefault(f"synthetic-{split}", []).append((it["text"], hyp))
+    for name, path, ref in real_recordings():
+        hyp = rec.transcribe(load_audio(path))
+        results["utterances"].append({"set": name, "file": str(path), "ref": ref, "hyp": hyp})
+        if ref is not None:
+            by_set.setdefault(name, []).append((ref, hyp))
+            by_set.setdefault("real-all", []).append((ref, hyp))
+        print(f"{name}\t{path.name}\tREF: {ref}\n\t\tHYP: {hyp}")
+    for name, rows in by_set.items():
+        w, words = score(rows)
+        results["sets"][name] = {"wer": round(w, 4), "words": words, "utterances": len(rows)}
+    print(f"{'set':28s} {'utts':>5s} {'words':>6s} {'WER':>7s}")
+    for name, r in results["sets"].items():
+        print(f"{name:28s} {r['utterances']:5d} {r['words']:6d} {100 * r['wer']:6.1f}%")
+    if a.out:
+        pathlib.Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

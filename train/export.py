@@ -1,0 +1,125 @@
+"""Export a trained checkpoint to one ONNX file that follows the hark model
+contract (docs/model-contract.md): fixed chunk shape, explicit state tensors,
+every runtime fact in metadata_props.
+
+    python train/export.py --ckpt train/runs/wsm/best.pt --out models/hark-wsm-v1.onnx
+"""
+
+import argparse
+import io
+import json
+import pathlib
+import sys
+
+import onnx
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import fbank as FB  # noqa: E402
+from model import BLANK_ID, HarkModel, ModelConfig, count_params, macs_per_second  # noqa: E402
+
+CONTRACT_VERSION = 1
+OPSET = 13  # LayerNorm/GELU decompose into basic ops every engine has
+
+
+class _Step(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats, *state):
+        return self.model(feats, *state)
+
+
+def contract_metadata(model: HarkModel, chunk_frames: int, name: str, training: str) -> dict:
+    cfg = model.cfg
+    states = [
+        {"input": n, "output": n + "_out", "shape": [1, *shape], "init": init}
+        for n, shape, init in model.state_specs()
+    ]
+    meta = {
+        "hark.contract_version": str(CONTRACT_VERSION),
+        "hark.model_name": name,
+        "hark.arch": cfg.arch,
+        "hark.num_params": str(count_params(model)),
+        "hark.macs_per_second": str(macs_per_second(cfg)),
+        **FB.FBANK_METADATA,
+        "hark.chunk_frames": str(chunk_frames),
+        "hark.chunk_shift_frames": str(chunk_frames),
+        "hark.left_context_frames": "0",
+        "hark.subsampling": str(cfg.subsampling),
+        "hark.token_kind": "char",
+        "hark.tokens": json.dumps(cfg.vocab),
+        "hark.blank_id": str(BLANK_ID),
+        "hark.states": json.dumps(states),
+        "hark.reset_on_endpoint": "true",
+        "hark.training": training,
+    }
+    return meta
+
+
+def export(model: HarkModel, out_path, chunk_frames: int = 32, name: str = "hark-wsm", training: str = ""):
+    cfg = model.cfg
+    if cfg.arch != "wsm":
+        raise SystemExit("only the wsm architecture has a streaming export in contract v1")
+    if chunk_frames % cfg.chunk_multiple:
+        raise SystemExit(f"chunk_frames must be a multiple of {cfg.chunk_multiple}")
+    model = model.eval()
+    feats = torch.full((1, chunk_frames, cfg.num_bins), FB.PAD_FRAME_VALUE)
+    state = model.initial_state(1)
+    in_names = ["feats"] + [n for n, _, _ in model.state_specs()]
+    out_names = ["log_probs"] + [n + "_out" for n, _, _ in model.state_specs()]
+    buf = io.BytesIO()
+    torch.onnx.export(
+        _Step(model).eval(),
+        (feats, *state),
+        buf,
+        input_names=in_names,
+        output_names=out_names,
+        opset_version=OPSET,
+        do_constant_folding=True,
+        dynamo=False,
+    )
+    proto = onnx.load_from_string(buf.getvalue())
+    for k, v in contract_metadata(model, chunk_frames, name, training).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(proto)
+    pathlib.Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(out_path))
+    return proto
+
+
+def load_checkpoint(path) -> HarkModel:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = ModelConfig(**ck["config"])
+    model = HarkModel(cfg)
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", help="training checkpoint (.pt); omit with --random")
+    ap.add_argument("--random", action="store_true", help="export untrained weights (for runtime tests)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--chunk-frames", type=int, default=32, help="feature frames (10 ms) per model step")
+    ap.add_argument("--name", default="hark-wsm-v1")
+    a = ap.parse_args()
+    if a.random:
+        torch.manual_seed(a.seed)
+        model = HarkModel(ModelConfig())
+        training = f"untrained: random weights, seed {a.seed}"
+    else:
+        model = load_checkpoint(a.ckpt)
+        ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
+        training = ck.get("training", "")
+    export(model, a.out, a.chunk_frames, a.name, training)
+    size = pathlib.Path(a.out).stat().st_size
+    print(f"wrote {a.out}: {size / 1e6:.1f} MB, {count_params(model)} params, "
+          f"{macs_per_second(model.cfg) / 1e6:.1f} MMAC/s, chunk {a.chunk_frames * 10} ms")
+
+
+if __name__ == "__main__":
+    main()

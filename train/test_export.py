@@ -1,0 +1,158 @@
+"""Export tests: the ONNX file run chunk by chunk (onnxruntime) equals the
+whole-utterance PyTorch forward; the file carries the whole contract; WSM
+state does not grow with the stream; the shipped model follows the contract.
+"""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import fbank as FB  # noqa: E402
+from export import export  # noqa: E402
+from model import HarkModel, ModelConfig  # noqa: E402
+
+SHIPPED = HERE.parent / "models" / "hark-wsm-v1.onnx"
+
+REQUIRED_KEYS = [
+    "hark.contract_version", "hark.model_name", "hark.arch", "hark.num_params",
+    "hark.macs_per_second", "hark.sample_rate_hz", "hark.input_kind",
+    "hark.fbank.num_bins", "hark.fbank.frame_length_samples", "hark.fbank.frame_shift_samples",
+    "hark.fbank.fft_size", "hark.fbank.window", "hark.fbank.preemphasis",
+    "hark.fbank.remove_dc_offset", "hark.fbank.dither", "hark.fbank.snip_edges",
+    "hark.fbank.low_freq_hz", "hark.fbank.high_freq_hz", "hark.fbank.use_power",
+    "hark.fbank.log_floor", "hark.fbank.sample_scale", "hark.chunk_frames",
+    "hark.chunk_shift_frames", "hark.left_context_frames", "hark.subsampling",
+    "hark.pad_frame_value", "hark.token_kind", "hark.tokens", "hark.blank_id",
+    "hark.states", "hark.reset_on_endpoint", "hark.training",
+]
+
+
+def small_model(seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(d_conv=64, d_model=64, num_layers=3, window=5, **kw)
+    m = HarkModel(cfg)
+    # non-trivial normalization so the baked constants are exercised
+    m.feat_mean.uniform_(5, 10)
+    m.feat_std.uniform_(1, 3)
+    return m.eval()
+
+
+def speechlike_feats(frames, seed=1):
+    rng = np.random.default_rng(seed)
+    wave = 0.1 * rng.standard_normal(FB.FRAME_LENGTH_SAMPLES + (frames - 1) * FB.FRAME_SHIFT_SAMPLES)
+    wave *= np.sin(np.linspace(0, 20, wave.size)) ** 2  # loudness changes
+    return FB.fbank(wave).numpy()
+
+
+def pad_to_chunks(feats, chunk):
+    n = feats.shape[0]
+    total = -(-n // chunk) * chunk
+    out = np.full((total, feats.shape[1]), FB.PAD_FRAME_VALUE, dtype=np.float32)
+    out[:n] = feats
+    return out
+
+
+def run_onnx_streaming(path, feats, meta):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    chunk = int(meta["hark.chunk_frames"])
+    states = json.loads(meta["hark.states"])
+    cur = {s["input"]: np.full(s["shape"], s["init"], dtype=np.float32) for s in states}
+    outs = []
+    padded = pad_to_chunks(feats, chunk)
+    for i in range(0, padded.shape[0], chunk):
+        res = sess.run(None, {"feats": padded[None, i : i + chunk], **cur})
+        names = [o.name for o in sess.get_outputs()]
+        by_name = dict(zip(names, res))
+        outs.append(by_name["log_probs"][0])
+        cur = {s["input"]: by_name[s["output"]] for s in states}
+    return np.concatenate(outs), cur
+
+
+def metadata(path):
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+@pytest.mark.parametrize("chunk", [8, 16, 32, 64])
+def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk):
+    model = small_model()
+    path = tmp_path / "m.onnx"
+    export(model, path, chunk_frames=chunk, name="test")
+    meta = metadata(path)
+    feats = speechlike_feats(203)  # not a multiple of any chunk size
+    streamed, _ = run_onnx_streaming(path, feats, meta)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(pad_to_chunks(feats, chunk))[None])[0][0].numpy()
+    assert streamed.shape == whole.shape == (pad_to_chunks(feats, chunk).shape[0] // 4, len(model.cfg.vocab))
+    assert np.max(np.abs(streamed - whole)) < 1e-3
+    assert (streamed.argmax(1) == whole.argmax(1)).mean() > 0.99
+
+
+def test_no_downsampler_variant_streams_too(tmp_path):
+    model = small_model(downsample=1)
+    path = tmp_path / "m.onnx"
+    export(model, path, chunk_frames=16, name="test-ds1")
+    feats = speechlike_feats(100)
+    streamed, _ = run_onnx_streaming(path, feats, metadata(path))
+    with torch.no_grad():
+        whole = model(torch.from_numpy(pad_to_chunks(feats, 16))[None])[0][0].numpy()
+    assert np.max(np.abs(streamed - whole)) < 1e-3
+
+
+def test_every_contract_key_is_present_and_parses(tmp_path):
+    model = small_model()
+    path = tmp_path / "m.onnx"
+    export(model, path, chunk_frames=32, name="test")
+    meta = metadata(path)
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    assert not missing
+    assert meta["hark.contract_version"] == "1"
+    tokens = json.loads(meta["hark.tokens"])
+    assert tokens[int(meta["hark.blank_id"])] == "<blk>"
+    g = onnx.load(str(path)).graph
+    inputs = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in g.input}
+    outputs = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in g.output}
+    assert inputs["feats"] == [1, 32, 80]
+    assert outputs["log_probs"] == [1, 8, len(tokens)]
+    for s in json.loads(meta["hark.states"]):
+        assert inputs[s["input"]] == s["shape"]
+        assert outputs[s["output"]] == s["shape"]
+    assert float(meta["hark.pad_frame_value"]) == pytest.approx(np.log(float(meta["hark.fbank.log_floor"])), abs=1e-5)
+
+
+def test_wsm_state_size_is_constant_over_ten_minutes():
+    """10 minutes of input at 320 ms chunks: the state tensors keep their
+    shapes and stay finite; only the running sum/count grow in value."""
+    model = small_model()
+    chunk = 32
+    state = model.initial_state(1)
+    shapes = [tuple(s.shape) for s in state]
+    rng = np.random.default_rng(3)
+    steps = 10 * 60 * 100 // chunk
+    base = torch.from_numpy(speechlike_feats(chunk * 8))
+    with torch.no_grad():
+        for i in range(steps):
+            j = rng.integers(0, 8) * chunk
+            out, *state = model(base[None, j : j + chunk], *state)
+    assert [tuple(s.shape) for s in state] == shapes
+    assert all(torch.isfinite(s).all() for s in state)
+    assert torch.isfinite(out).all()
+    counts = [s for (name, _, _), s in zip(model.state_specs(), state) if name.endswith("_count")]
+    assert all(float(c) == steps * chunk / 8 for c in counts)
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model")
+def test_shipped_model_follows_the_contract():
+    meta = metadata(SHIPPED)
+    assert not [k for k in REQUIRED_KEYS if k not in meta]
+    assert SHIPPED.stat().st_size < 20 * 1024 * 1024
+    feats = speechlike_feats(100)
+    streamed, _ = run_onnx_streaming(SHIPPED, feats, meta)
+    assert np.isfinite(streamed).all()

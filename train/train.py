@@ -1,0 +1,264 @@
+"""Train the streaming WSM-CTC model on the synthetic corpus (CPU).
+
+    python train/train.py --corpus data/corpus --run train/runs/wsm --steps 6000
+
+Features are computed once per split with train/fbank.py and cached as
+float16 under <corpus>/feats/. Training is resumable: rerunning the same
+command continues from <run>/last.pt (model, optimizer, step, RNG state).
+Every --eval-every steps it logs loss and greedy-CTC WER/CER on the dev set
+to <run>/log.jsonl and keeps the best checkpoint as <run>/best.pt.
+"""
+
+import argparse
+import json
+import math
+import pathlib
+import random
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import fbank as FB  # noqa: E402
+from model import BLANK_ID, HarkModel, ModelConfig, config_dict, count_params  # noqa: E402
+from wer import edit_distance  # noqa: E402
+
+
+# ---------------------------------------------------------------- data ----
+def load_split(corpus: pathlib.Path, split: str, log=print):
+    """Return (feats float16 [total, 80], offsets, texts) for one split, cached."""
+    cache = corpus / "feats" / f"{split}.npz"
+    manifest = corpus / split / "manifest.jsonl"
+    items = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    if cache.exists() and cache.stat().st_mtime >= manifest.stat().st_mtime:
+        z = np.load(cache, allow_pickle=False)
+        if len(z["offsets"]) == len(items) + 1:
+            return z["feats"], z["offsets"], [it["text"] for it in items]
+    log(f"computing features for {split}: {len(items)} utterances")
+    chunks, offsets, t0 = [], [0], time.time()
+    for i, it in enumerate(items):
+        wave, sr = sf.read(corpus / it["path"], dtype="float32", always_2d=True)
+        if sr != FB.SAMPLE_RATE_HZ:
+            raise SystemExit(f"{it['path']}: {sr} Hz, corpus must be 16 kHz")
+        f = FB.fbank(wave[:, 0]).numpy().astype(np.float16)
+        chunks.append(f)
+        offsets.append(offsets[-1] + f.shape[0])
+        if i % 2000 == 0 and i:
+            log(f"  {i}/{len(items)} ({time.time() - t0:.0f} s)")
+    feats = np.concatenate(chunks) if chunks else np.zeros((0, FB.NUM_BINS), np.float16)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, feats=feats, offsets=np.array(offsets, dtype=np.int64))
+    return feats, np.array(offsets), [it["text"] for it in items]
+
+
+def encode(text: str, vocab: list) -> list:
+    index = {t: i for i, t in enumerate(vocab)}
+    return [index[c] for c in text if c in index]
+
+
+def pad_batch(feats, offsets, ids, multiple):
+    lens = [int(offsets[i + 1] - offsets[i]) for i in ids]
+    tmax = -(-max(lens) // multiple) * multiple
+    x = np.full((len(ids), tmax, FB.NUM_BINS), FB.PAD_FRAME_VALUE, dtype=np.float32)
+    for b, i in enumerate(ids):
+        x[b, : lens[b]] = feats[offsets[i] : offsets[i + 1]]
+    # output frames covering each utterance, after padding to the chunk multiple
+    out_lens = [-(-n // multiple) * multiple // 4 for n in lens]
+    return torch.from_numpy(x), torch.tensor(out_lens)
+
+
+def spec_augment(x, lens_frames, rng):
+    """Two frequency masks and time masks (~5% of each utterance)."""
+    b, t, f = x.shape
+    for i in range(b):
+        for _ in range(2):
+            w = rng.randint(0, 15)
+            s = rng.randint(0, f - w)
+            x[i, :, s : s + w] = x[i].mean()
+        n = int(lens_frames[i])
+        for _ in range(max(1, n // 200)):
+            w = rng.randint(0, min(20, max(1, n // 20)))
+            s = rng.randint(0, max(1, n - w))
+            x[i, s : s + w, :] = x[i].mean()
+    return x
+
+
+def make_batches(offsets, max_frames, rng, max_len_frames=2000):
+    lens = np.diff(offsets)
+    ids = [i for i in range(len(lens)) if 8 <= lens[i] <= max_len_frames]
+    ids.sort(key=lambda i: (lens[i], rng.random()))
+    batches, cur, cur_max = [], [], 0
+    for i in ids:
+        m = max(cur_max, lens[i])
+        if cur and m * (len(cur) + 1) > max_frames:
+            batches.append(cur)
+            cur, m = [], lens[i]
+        cur.append(i)
+        cur_max = m
+    if cur:
+        batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+# ------------------------------------------------------------ decoding ----
+def greedy(log_probs, out_len, vocab):
+    best = log_probs[:out_len].argmax(-1).tolist()
+    text, prev = [], BLANK_ID
+    for t in best:
+        if t != prev and t != BLANK_ID:
+            text.append(vocab[t])
+        prev = t
+    return " ".join("".join(text).split())
+
+
+def evaluate(model, data, vocab, multiple, max_utts=400):
+    feats, offsets, texts = data
+    model.eval()
+    n = min(len(texts), max_utts)
+    werr = wtot = cerr = ctot = 0
+    hyps = []
+    with torch.no_grad():
+        order = sorted(range(n), key=lambda i: offsets[i + 1] - offsets[i])
+        for k in range(0, n, 16):
+            ids = order[k : k + 16]
+            x, out_lens = pad_batch(feats, offsets, ids, multiple)
+            lp = model(x)[0]
+            for b, i in enumerate(ids):
+                hyp = greedy(lp[b], int(out_lens[b]), vocab)
+                ref = texts[i]
+                werr += edit_distance(ref.split(), hyp.split())
+                wtot += len(ref.split())
+                cerr += edit_distance(list(ref), list(hyp))
+                ctot += len(ref)
+                hyps.append((ref, hyp))
+    model.train()
+    return werr / max(wtot, 1), cerr / max(ctot, 1), hyps
+
+
+# ---------------------------------------------------------------- main ----
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--run", default="train/runs/wsm")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch-frames", type=int, default=24000, help="padded feature frames per batch")
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--warmup", type=int, default=400)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--arch", default="wsm", choices=["wsm", "mhsa"])
+    ap.add_argument("--downsample", type=int, default=2)
+    ap.add_argument("--d-model", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=6)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    run = pathlib.Path(a.run)
+    run.mkdir(parents=True, exist_ok=True)
+    logf = open(run / "log.jsonl", "a")
+
+    def log(msg, **kv):
+        line = {"time": time.strftime("%H:%M:%S"), "msg": msg, **kv}
+        print(json.dumps(line), flush=True)
+        logf.write(json.dumps(line) + "\n")
+        logf.flush()
+
+    corpus = pathlib.Path(a.corpus)
+    train = load_split(corpus, "train", log)
+    dev = load_split(corpus, "dev", log)
+
+    cfg = ModelConfig(arch=a.arch, downsample=a.downsample, d_model=a.d_model, d_conv=a.d_model, num_layers=a.layers)
+    torch.manual_seed(a.seed)
+    model = HarkModel(cfg)
+    # global normalization from the training features
+    sample = train[0][:: max(1, len(train[0]) // 200000)].astype(np.float32)
+    model.feat_mean.copy_(torch.from_numpy(sample.mean(0)))
+    model.feat_std.copy_(torch.from_numpy(sample.std(0) + 1e-3))
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+
+    def lr_at(step):
+        if step < a.warmup:
+            return a.lr * (step + 1) / a.warmup
+        p = (step - a.warmup) / max(1, a.steps - a.warmup)
+        return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+    step, best, epoch, pos = 0, float("inf"), 0, 0
+    rng = random.Random(a.seed)
+    if (run / "last.pt").exists():
+        ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, best, epoch, pos = ck["step"], ck["best"], ck["epoch"], ck["pos"]
+        rng.setstate(ck["rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        log(f"resumed at step {step}")
+    training = (
+        f"synthetic corpus {corpus} ({len(train[2])} utterances, "
+        f"{len(train[0]) / 100 / 3600:.1f} h); command: python train/train.py "
+        + " ".join(sys.argv[1:])
+    )
+    log("start", params=count_params(model), config=config_dict(cfg), training=training)
+
+    def save(name):
+        torch.save({
+            "model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+            "epoch": epoch, "pos": pos, "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+            "config": config_dict(cfg), "training": training,
+        }, run / (name + ".tmp"))
+        (run / (name + ".tmp")).replace(run / name)
+
+    feats, offsets, texts = train
+    targets = [encode(t, cfg.vocab) for t in texts]
+    model.train()
+    t0, seen_frames, loss_avg = time.time(), 0, None
+    while step < a.steps:
+        batches = make_batches(offsets, a.batch_frames, random.Random(a.seed + epoch))
+        for bi, ids in enumerate(batches):
+            if step >= a.steps:
+                break
+            if bi < pos:  # resuming inside this epoch: batches are re-derived from the seed
+                continue
+            pos = bi + 1
+            x, out_lens = pad_batch(feats, offsets, ids, cfg.chunk_multiple)
+            x = spec_augment(x, [offsets[i + 1] - offsets[i] for i in ids], rng)
+            tg = [targets[i] for i in ids]
+            lp = model(x)[0]
+            loss = F.ctc_loss(
+                lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
+                torch.tensor([len(s) for s in tg]), blank=BLANK_ID, reduction="sum", zero_infinity=True,
+            ) / len(ids)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            step += 1
+            seen_frames += sum(int(offsets[i + 1] - offsets[i]) for i in ids)
+            loss_avg = float(loss) if loss_avg is None else 0.98 * loss_avg + 0.02 * float(loss)
+            if step % 50 == 0:
+                el = time.time() - t0
+                log("train", step=step, epoch=epoch, loss=round(loss_avg, 3), lr=round(lr_at(step), 6),
+                    audio_x_realtime=round(seen_frames / 100 / el, 1))
+            if step % a.eval_every == 0 or step == a.steps:
+                wer, cer, hyps = evaluate(model, dev, cfg.vocab, cfg.chunk_multiple)
+                if wer < best:
+                    best = wer
+                    save("best.pt")
+                save("last.pt")
+                log("dev", step=step, wer=round(wer, 4), cer=round(cer, 4), best=round(best, 4),
+                    examples=hyps[:3:1] + hyps[-2:])
+        epoch, pos = epoch + 1, 0
+    save("last.pt")
+    log("done", step=step, best_dev_wer=best, minutes=round((time.time() - t0) / 60, 1))
+
+
+if __name__ == "__main__":
+    main()
