@@ -16,6 +16,7 @@ import pathlib
 import random
 import sys
 import time
+from multiprocessing import Pool
 
 import numpy as np
 import soundfile as sf
@@ -30,6 +31,14 @@ from wer import edit_distance  # noqa: E402
 
 
 # ---------------------------------------------------------------- data ----
+def _features(path):
+    torch.set_num_threads(1)
+    wave, sr = sf.read(path, dtype="float32", always_2d=True)
+    if sr != FB.SAMPLE_RATE_HZ:
+        raise SystemExit(f"{path}: {sr} Hz, corpus must be 16 kHz")
+    return FB.fbank(wave[:, 0]).numpy().astype(np.float16)
+
+
 def load_split(corpus: pathlib.Path, split: str, log=print):
     """Return (feats float16 [total, 80], offsets, texts) for one split, cached."""
     cache = corpus / "feats" / f"{split}.npz"
@@ -41,15 +50,13 @@ def load_split(corpus: pathlib.Path, split: str, log=print):
             return z["feats"], z["offsets"], [it["text"] for it in items]
     log(f"computing features for {split}: {len(items)} utterances")
     chunks, offsets, t0 = [], [0], time.time()
-    for i, it in enumerate(items):
-        wave, sr = sf.read(corpus / it["path"], dtype="float32", always_2d=True)
-        if sr != FB.SAMPLE_RATE_HZ:
-            raise SystemExit(f"{it['path']}: {sr} Hz, corpus must be 16 kHz")
-        f = FB.fbank(wave[:, 0]).numpy().astype(np.float16)
-        chunks.append(f)
-        offsets.append(offsets[-1] + f.shape[0])
-        if i % 2000 == 0 and i:
-            log(f"  {i}/{len(items)} ({time.time() - t0:.0f} s)")
+    with Pool(2) as pool:
+        paths = [str(corpus / it["path"]) for it in items]
+        for i, f in enumerate(pool.imap(_features, paths, chunksize=32)):
+            chunks.append(f)
+            offsets.append(offsets[-1] + f.shape[0])
+            if i % 2000 == 0 and i:
+                log(f"  {i}/{len(items)} ({time.time() - t0:.0f} s)")
     feats = np.concatenate(chunks) if chunks else np.zeros((0, FB.NUM_BINS), np.float16)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, feats=feats, offsets=np.array(offsets, dtype=np.int64))
@@ -242,7 +249,8 @@ def main():
             opt.step()
             step += 1
             seen_frames += sum(int(offsets[i + 1] - offsets[i]) for i in ids)
-            loss_avg = float(loss) if loss_avg is None else 0.98 * loss_avg + 0.02 * float(loss)
+            lv = loss.item()
+            loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
             if step % 50 == 0:
                 el = time.time() - t0
                 log("train", step=step, epoch=epoch, loss=round(loss_avg, 3), lr=round(lr_at(step), 6),

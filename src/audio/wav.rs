@@ -1,0 +1,137 @@
+//! WAV file source: 8/16/24/32-bit integer and 32-bit float PCM, any rate,
+//! any channel count (mixed down to mono). Reads block by block with one
+//! interleaved buffer; a file cut short is decoded up to the cut, with a
+//! warning, so nothing that is there is lost.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use hound::{SampleFormat, WavReader};
+
+use super::{mix_down, SampleSource};
+use crate::error::{HarkError, Result};
+
+pub struct WavSource {
+    reader: WavReader<BufReader<File>>,
+    name: String,
+    channels: usize,
+    rate: u32,
+    format: SampleFormat,
+    bits: u16,
+    interleaved: Vec<f32>,
+    read_samples: u64,
+    truncated: bool,
+}
+
+impl WavSource {
+    pub fn open(path: &Path) -> Result<Self> {
+        let name = path.display().to_string();
+        let reader = WavReader::open(path).map_err(|e| match e {
+            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                HarkError::Input(format!("{name}: no such file"))
+            }
+            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                HarkError::Input(format!("{name}: not a WAV file (too short for a header)"))
+            }
+            hound::Error::IoError(io) => HarkError::Input(format!("{name}: {io}")),
+            other => HarkError::Input(format!("{name}: not a readable WAV file: {other}")),
+        })?;
+        let spec = reader.spec();
+        if spec.channels == 0 || spec.sample_rate == 0 {
+            return Err(HarkError::Input(format!("{name}: WAV header declares 0 channels or 0 Hz")));
+        }
+        match (spec.sample_format, spec.bits_per_sample) {
+            (SampleFormat::Int, 8 | 16 | 24 | 32) | (SampleFormat::Float, 32) => {}
+            (f, b) => {
+                return Err(HarkError::Input(format!(
+                    "{name}: unsupported WAV sample format {f:?} {b}-bit"
+                )))
+            }
+        }
+        Ok(WavSource {
+            name,
+            channels: spec.channels as usize,
+            rate: spec.sample_rate,
+            format: spec.sample_format,
+            bits: spec.bits_per_sample,
+            interleaved: Vec::with_capacity(4096 * spec.channels as usize),
+            read_samples: 0,
+            truncated: false,
+            reader,
+        })
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// True when the file ended before its header said it would.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Samples (all channels) the header promises.
+    pub fn declared_samples(&self) -> u64 {
+        self.reader.len() as u64
+    }
+}
+
+impl SampleSource for WavSource {
+    fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn read(&mut self, out: &mut [f32]) -> Result<usize> {
+        if self.truncated {
+            return Ok(0);
+        }
+        let want = (out.len() * self.channels).min(self.interleaved.capacity());
+        let want = want - want % self.channels;
+        self.interleaved.clear();
+        let scale = 1.0 / (1u64 << (self.bits - 1)) as f32;
+        let mut err = None;
+        match self.format {
+            SampleFormat::Float => {
+                for s in self.reader.samples::<f32>().take(want) {
+                    match s {
+                        Ok(v) => self.interleaved.push(if v.is_finite() { v } else { 0.0 }),
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            SampleFormat::Int => {
+                for s in self.reader.samples::<i32>().take(want) {
+                    match s {
+                        Ok(v) => self.interleaved.push(v as f32 * scale),
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.read_samples += self.interleaved.len() as u64;
+        if let Some(e) = err {
+            match e {
+                hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    self.truncated = true;
+                    log::warn!(
+                        "{}: truncated WAV: {} of {} samples present; transcribing what is there",
+                        self.name,
+                        self.read_samples,
+                        self.declared_samples()
+                    );
+                }
+                other => return Err(HarkError::Input(format!("{}: {other}", self.name))),
+            }
+        }
+        // drop a trailing partial frame (only possible in a truncated file)
+        let whole = self.interleaved.len() - self.interleaved.len() % self.channels;
+        Ok(mix_down(&self.interleaved[..whole], self.channels, out))
+    }
+}

@@ -1,0 +1,93 @@
+//! Command-line flags (clap). Units are in the flag names and help texts;
+//! `config.rs` turns them into one validated configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+
+#[derive(Parser, Debug)]
+#[command(name = "hark", version, about = "On-device streaming speech recognizer")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Transcribe WAV files, or raw PCM on stdin (`-`).
+    Transcribe(TranscribeArgs),
+    /// Transcribe live audio from an ALSA capture device until SIGINT/SIGTERM.
+    Listen(ListenArgs),
+    /// List ALSA capture devices.
+    Devices,
+    /// Print what a model file declares (the bundled model without PATH).
+    Model {
+        /// Model file (ONNX with hark contract metadata).
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model file (ONNX, hark contract); the bundled model when omitted.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DecodeArgs {
+    /// Trailing silence after speech that ends an utterance, in milliseconds.
+    #[arg(long, default_value_t = 800)]
+    pub endpoint_silence_ms: u32,
+    /// Longest utterance before a final is forced, in milliseconds.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_utterance_ms: u32,
+    /// Also print partial hypotheses while speech goes on.
+    #[arg(long)]
+    pub partials: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SampleFormatArg {
+    S16le,
+    F32le,
+}
+
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Output format: text (one line per utterance), jsonl, or tsv (FILE<TAB>TRANSCRIPT).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Sample rate of raw PCM on stdin, in Hz.
+    #[arg(long, default_value_t = 16000)]
+    pub rate: u32,
+    /// Channels of raw PCM on stdin (interleaved).
+    #[arg(long, default_value_t = 1)]
+    pub channels: u16,
+    /// Sample format of raw PCM on stdin.
+    #[arg(long, value_enum, default_value_t = SampleFormatArg::S16le)]
+    pub sample_format: SampleFormatArg,
+    /// WAV files; `-` reads raw PCM from stdin.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// ALSA capture device (see `hark devices`).
+    #[arg(long, default_value = "default")]
+    pub device: String,
+    /// Output format: text or jsonl.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}

@@ -1,0 +1,6 @@
+//! Decoding: CTC over the model's log-probabilities, the token table, and
+//! the endpoint rules. All run on the recognizer thread.
+
+pub mod ctc;
+pub mod endpoint;
+pub mod tokens;

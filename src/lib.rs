@@ -1,0 +1,15 @@
+//! hark: an on-device streaming speech recognizer. The binary (`main.rs`)
+//! is a thin shell over this library so that tests and benches drive the
+//! same code. See docs/model-contract.md for the model file it runs.
+
+pub mod audio;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod frontend;
+pub mod listen;
+pub mod model;
+pub mod output;
+pub mod recognizer;
+pub mod stream;

@@ -1,0 +1,167 @@
+//! hark's entry point: flags -> validated config -> run; SIGINT/SIGTERM
+//! stop the input and flush the last utterance; errors map to exit codes
+//! (0 ok or closed stdout, 1 runtime failure, 2 bad configuration, input
+//! or model, so that systemd does not restart a hopeless unit).
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use hark::audio::stdin::{RawFormat, RawSource};
+use hark::audio::wav::WavSource;
+use hark::audio::SampleSource;
+use hark::cli::{Cli, Command, ModelArgs, SampleFormatArg};
+use hark::error::{HarkError, Result};
+use hark::model::{read_metadata, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME};
+use hark::output::{Format, Output};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::new().filter_or("HARK_LOG", "warn"))
+        .format_timestamp(None)
+        .init();
+    let cli = Cli::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("hark: cannot install signal handler: {e}");
+            std::process::exit(1);
+        }
+    }
+    let code = match run(cli, &stop) {
+        Ok(()) => 0,
+        Err(HarkError::OutputClosed) => 0,
+        Err(e) => {
+            eprintln!("hark: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn load_model(args: &ModelArgs) -> Result<Arc<Model>> {
+    match &args.model {
+        Some(p) => Model::load_path(p),
+        None => Model::load_bundled(),
+    }
+}
+
+fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
+    match cli.command {
+        Command::Transcribe(a) => {
+            let cfg = hark::config::stream_config(&a.decode)?;
+            if a.format == Format::Tsv && a.decode.partials {
+                return Err(HarkError::Config("--partials cannot be used with --format tsv".into()));
+            }
+            let model = load_model(&a.model)?;
+            let stdout = std::io::stdout().lock();
+            let mut out = Output::new(std::io::BufWriter::new(stdout), a.format);
+            for file in &a.files {
+                let label = file.display().to_string();
+                let mut source: Box<dyn SampleSource> = if label == "-" {
+                    let fmt = match a.sample_format {
+                        SampleFormatArg::S16le => RawFormat::S16Le,
+                        SampleFormatArg::F32le => RawFormat::F32Le,
+                    };
+                    Box::new(RawSource::new(std::io::stdin().lock(), a.rate, a.channels as usize, fmt)?)
+                } else {
+                    Box::new(WavSource::open(file)?)
+                };
+                let multi = a.files.len() > 1;
+                hark::recognizer::run_source(&model, source.as_mut(), cfg, stop, |ev| {
+                    out.event(ev, multi.then_some(label.as_str())).map_err(HarkError::from)
+                })?;
+                out.end_file(&label).map_err(HarkError::from)?;
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+            }
+            out.into_inner().flush().map_err(|e| match e.kind() {
+                std::io::ErrorKind::BrokenPipe => HarkError::OutputClosed,
+                _ => HarkError::Runtime(format!("writing output: {e}")),
+            })
+        }
+        Command::Listen(a) => {
+            if a.format == Format::Tsv {
+                return Err(HarkError::Config("listen writes text or jsonl, not tsv".into()));
+            }
+            let cfg = hark::config::stream_config(&a.decode)?;
+            let model = load_model(&a.model)?;
+            let stdout = std::io::stdout().lock();
+            let mut out = Output::new(stdout, a.format);
+            let report = hark::listen::listen(
+                &model,
+                &a.device,
+                cfg,
+                stop,
+                |rate, ch| log::info!("ready: model {} on `{}` ({rate} Hz, {ch} ch)", model.info.name, a.device),
+                |ev| out.event(ev, None).map_err(HarkError::from),
+            )?;
+            if report.dropped_samples > 0 || report.xruns > 0 {
+                log::warn!(
+                    "capture ended with {} dropped samples and {} xruns",
+                    report.dropped_samples,
+                    report.xruns
+                );
+            }
+            Ok(())
+        }
+        Command::Devices => {
+            let devices = hark::audio::alsa::list_capture_devices()?;
+            let mut o = std::io::stdout().lock();
+            for (name, desc) in devices {
+                writeln!(o, "{name}\t{desc}").map_err(|_| HarkError::OutputClosed)?;
+            }
+            Ok(())
+        }
+        Command::Model { path } => {
+            let (bytes, source) = match &path {
+                Some(p) => (
+                    std::fs::read(p).map_err(|e| HarkError::Model(format!("cannot read {}: {e}", p.display())))?,
+                    p.display().to_string(),
+                ),
+                None => (BUNDLED_MODEL.to_vec(), BUNDLED_MODEL_NAME.to_string()),
+            };
+            let (_, meta) = read_metadata(&bytes).map_err(|e| HarkError::Model(format!("{source}: {e}")))?;
+            let info = ModelInfo::from_metadata(&meta).map_err(|e| HarkError::Model(format!("{source}: {e}")))?;
+            print_model(&source, bytes.len(), &info).map_err(|_| HarkError::OutputClosed)
+        }
+    }
+}
+
+fn print_model(source: &str, bytes: usize, i: &ModelInfo) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    let f = &i.fbank;
+    writeln!(o, "file:            {source} ({:.1} MB)", bytes as f64 / 1e6)?;
+    writeln!(o, "name:            {} ({})", i.name, i.arch)?;
+    writeln!(o, "contract:        version {}", i.contract_version)?;
+    writeln!(o, "parameters:      {} ({:.1} M)", i.num_params, i.num_params as f64 / 1e6)?;
+    writeln!(o, "compute:         {:.1} M multiply-adds per second of audio", i.macs_per_second as f64 / 1e6)?;
+    writeln!(
+        o,
+        "input:           fbank, {} Hz, {} bins, {} / {} samples frame / shift, fft {}",
+        f.sample_rate_hz, f.num_bins, f.frame_length_samples, f.frame_shift_samples, f.fft_size
+    )?;
+    writeln!(
+        o,
+        "chunking:        {} frames ({:.0} ms) per step, left context {}, subsampling {} ({:.0} ms output frames)",
+        i.chunk_frames,
+        i.chunk_ms(),
+        i.left_context_frames,
+        i.subsampling,
+        i.output_frame_samples() as f64 * 1000.0 / f.sample_rate_hz as f64
+    )?;
+    writeln!(o, "vocabulary:      {} {} tokens, blank id {}", i.tokens.len(), i.token_kind, i.blank_id)?;
+    let state_floats: usize = i.states.iter().map(|s| s.shape.iter().product::<usize>()).sum();
+    writeln!(
+        o,
+        "state:           {} tensors, {} floats ({:.1} KiB), reset on endpoint: {}",
+        i.states.len(),
+        state_floats,
+        state_floats as f64 * 4.0 / 1024.0,
+        i.reset_on_endpoint
+    )?;
+    writeln!(o, "training:        {}", i.training)?;
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! Loads a contract model (docs/model-contract.md): reads and validates every
+//! `hark.*` metadata key, then builds the optimized tract plan with the
+//! concrete chunk shapes. The `Model` is read-only and shared behind an
+//! `Arc` by every stream; loading allocates, running a step allocates only
+//! tract's per-call tensors (freed at once).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+
+use crate::error::{HarkError, Result};
+
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The bundled default model, embedded so the binary is one file to copy.
+pub static BUNDLED_MODEL: &[u8] = include_bytes!("../models/hark-wsm-v1.onnx");
+pub const BUNDLED_MODEL_NAME: &str = "bundled:hark-wsm-v1.onnx";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FbankConfig {
+    pub sample_rate_hz: u32,
+    pub num_bins: usize,
+    pub frame_length_samples: usize,
+    pub frame_shift_samples: usize,
+    pub fft_size: usize,
+    pub preemphasis: f32,
+    pub remove_dc_offset: bool,
+    pub low_freq_hz: f64,
+    pub high_freq_hz: f64,
+    pub use_power: bool,
+    pub log_floor: f32,
+    pub sample_scale: f32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct StateSpec {
+    pub input: String,
+    pub output: String,
+    pub shape: Vec<usize>,
+    pub init: f32,
+}
+
+/// Everything the model file declares about itself.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub contract_version: u32,
+    pub name: String,
+    pub arch: String,
+    pub num_params: u64,
+    pub macs_per_second: u64,
+    pub fbank: FbankConfig,
+    pub chunk_frames: usize,
+    pub chunk_shift_frames: usize,
+    pub left_context_frames: usize,
+    pub subsampling: usize,
+    pub pad_frame_value: f32,
+    pub token_kind: String,
+    pub tokens: Vec<String>,
+    pub blank_id: usize,
+    pub states: Vec<StateSpec>,
+    pub reset_on_endpoint: bool,
+    pub training: String,
+}
+
+impl ModelInfo {
+    pub fn sample_rate_hz(&self) -> u32 {
+        self.fbank.sample_rate_hz
+    }
+    /// Duration of one output frame in samples at the model rate.
+    pub fn output_frame_samples(&self) -> usize {
+        self.subsampling * self.fbank.frame_shift_samples
+    }
+    pub fn chunk_ms(&self) -> f64 {
+        self.chunk_frames as f64 * self.fbank.frame_shift_samples as f64 * 1000.0
+            / self.fbank.sample_rate_hz as f64
+    }
+
+    /// Parse and validate the metadata of a contract model.
+    pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Self> {
+        let get = |k: &str| -> Result<&str> {
+            meta.get(k)
+                .map(|s| s.as_str())
+                .ok_or_else(|| HarkError::Model(format!("missing metadata key `{k}`")))
+        };
+        fn parse<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
+            v.trim()
+                .parse()
+                .map_err(|_| HarkError::Model(format!("metadata key `{k}`: cannot parse `{v}`")))
+        }
+        let num = |k: &str| -> Result<usize> { parse(k, get(k)?) };
+        let float = |k: &str| -> Result<f64> { parse(k, get(k)?) };
+        let boolean = |k: &str| -> Result<bool> { parse(k, get(k)?) };
+
+        let contract_version: u32 = parse("hark.contract_version", get("hark.contract_version")?)?;
+        if contract_version != CONTRACT_VERSION {
+            return Err(HarkError::Model(format!(
+                "model declares contract version {contract_version}, this hark reads version {CONTRACT_VERSION}"
+            )));
+        }
+        let input_kind = get("hark.input_kind")?;
+        if input_kind != "fbank" {
+            return Err(HarkError::Model(format!(
+                "input kind `{input_kind}` is not supported (only `fbank`)"
+            )));
+        }
+        let window = get("hark.fbank.window")?;
+        if window != "povey" {
+            return Err(HarkError::Model(format!("fbank window `{window}` is not supported")));
+        }
+        if float("hark.fbank.dither")? != 0.0 || !boolean("hark.fbank.snip_edges")? {
+            return Err(HarkError::Model(
+                "only dither=0 and snip_edges=true fbanks are supported".into(),
+            ));
+        }
+        let fbank = FbankConfig {
+            sample_rate_hz: parse("hark.sample_rate_hz", get("hark.sample_rate_hz")?)?,
+            num_bins: num("hark.fbank.num_bins")?,
+            frame_length_samples: num("hark.fbank.frame_length_samples")?,
+            frame_shift_samples: num("hark.fbank.frame_shift_samples")?,
+            fft_size: num("hark.fbank.fft_size")?,
+            preemphasis: float("hark.fbank.preemphasis")? as f32,
+            remove_dc_offset: boolean("hark.fbank.remove_dc_offset")?,
+            low_freq_hz: float("hark.fbank.low_freq_hz")?,
+            high_freq_hz: float("hark.fbank.high_freq_hz")?,
+            use_power: boolean("hark.fbank.use_power")?,
+            log_floor: float("hark.fbank.log_floor")? as f32,
+            sample_scale: float("hark.fbank.sample_scale")? as f32,
+        };
+        if fbank.frame_length_samples == 0
+            || fbank.frame_shift_samples == 0
+            || fbank.fft_size < fbank.frame_length_samples
+            || !fbank.fft_size.is_power_of_two()
+            || fbank.num_bins == 0
+            || fbank.sample_rate_hz == 0
+            || fbank.high_freq_hz <= fbank.low_freq_hz
+        {
+            return Err(HarkError::Model(format!("inconsistent fbank settings: {fbank:?}")));
+        }
+        let tokens: Vec<String> = serde_json::from_str(get("hark.tokens")?)
+            .map_err(|e| HarkError::Model(format!("metadata key `hark.tokens`: {e}")))?;
+        let states: Vec<StateSpec> = serde_json::from_str(get("hark.states")?)
+            .map_err(|e| HarkError::Model(format!("metadata key `hark.states`: {e}")))?;
+        let info = ModelInfo {
+            contract_version,
+            name: get("hark.model_name")?.to_string(),
+            arch: get("hark.arch")?.to_string(),
+            num_params: parse("hark.num_params", get("hark.num_params")?)?,
+            macs_per_second: parse("hark.macs_per_second", get("hark.macs_per_second")?)?,
+            fbank,
+            chunk_frames: num("hark.chunk_frames")?,
+            chunk_shift_frames: num("hark.chunk_shift_frames")?,
+            left_context_frames: num("hark.left_context_frames")?,
+            subsampling: num("hark.subsampling")?,
+            pad_frame_value: float("hark.pad_frame_value")? as f32,
+            token_kind: get("hark.token_kind")?.to_string(),
+            tokens,
+            blank_id: num("hark.blank_id")?,
+            states,
+            reset_on_endpoint: boolean("hark.reset_on_endpoint")?,
+            training: get("hark.training")?.to_string(),
+        };
+        if info.chunk_frames == 0
+            || info.subsampling == 0
+            || info.chunk_frames % info.subsampling != 0
+            || info.chunk_shift_frames != info.chunk_frames
+            || info.left_context_frames != 0
+        {
+            return Err(HarkError::Model(format!(
+                "unsupported chunking: chunk {} shift {} left context {} subsampling {}",
+                info.chunk_frames,
+                info.chunk_shift_frames,
+                info.left_context_frames,
+                info.subsampling
+            )));
+        }
+        if info.blank_id >= info.tokens.len() {
+            return Err(HarkError::Model(format!(
+                "blank id {} outside the {}-token table",
+                info.blank_id,
+                info.tokens.len()
+            )));
+        }
+        if info.token_kind != "char" {
+            return Err(HarkError::Model(format!(
+                "token kind `{}` is not supported (only `char`)",
+                info.token_kind
+            )));
+        }
+        Ok(info)
+    }
+}
+
+/// A loaded model: its declared facts and the optimized plan.
+pub struct Model {
+    pub info: ModelInfo,
+    /// Where it came from (a path or the bundled name).
+    pub source: String,
+    pub file_bytes: usize,
+    plan: Arc<TypedRunnableModel>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("source", &self.source).field("info", &self.info).finish()
+    }
+}
+
+/// Read only the metadata of an ONNX file (for `hark model`).
+pub fn read_metadata(bytes: &[u8]) -> Result<(ModelProto, HashMap<String, String>)> {
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| HarkError::Model(format!("not a readable ONNX model (corrupt or truncated?): {e}")))?;
+    let meta = proto
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect();
+    Ok((proto, meta))
+}
+
+impl Model {
+    pub fn load_path(path: &std::path::Path) -> Result<Arc<Model>> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| HarkError::Model(format!("cannot read {}: {e}", path.display())))?;
+        Self::load_bytes(&bytes, &path.display().to_string())
+    }
+
+    pub fn load_bundled() -> Result<Arc<Model>> {
+        Self::load_bytes(BUNDLED_MODEL, BUNDLED_MODEL_NAME)
+    }
+
+    pub fn load_bytes(bytes: &[u8], source: &str) -> Result<Arc<Model>> {
+        let ctx = |e: TractError| HarkError::Model(format!("{source}: {e:#}"));
+        let (proto, meta) = read_metadata(bytes).map_err(|e| match e {
+            HarkError::Model(m) => HarkError::Model(format!("{source}: {m}")),
+            other => other,
+        })?;
+        let info = ModelInfo::from_metadata(&meta).map_err(|e| match e {
+            HarkError::Model(m) => HarkError::Model(format!("{source}: {m}")),
+            other => other,
+        })?;
+        let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(ctx)?;
+        let mut inputs = vec!["feats".to_string()];
+        inputs.extend(info.states.iter().map(|s| s.input.clone()));
+        let mut outputs = vec!["log_probs".to_string()];
+        outputs.extend(info.states.iter().map(|s| s.output.clone()));
+        model.set_input_names(&inputs).map_err(ctx)?;
+        model.select_outputs_by_name(&outputs).map_err(ctx)?;
+        model
+            .set_input_fact(
+                0,
+                f32::fact([1, info.chunk_frames, info.fbank.num_bins]).into(),
+            )
+            .map_err(ctx)?;
+        for (i, s) in info.states.iter().enumerate() {
+            model.set_input_fact(i + 1, f32::fact(&s.shape).into()).map_err(ctx)?;
+        }
+        let typed = model.into_optimized().map_err(ctx)?;
+        // The graph must produce what the metadata promises.
+        let out = typed.output_fact(0).map_err(ctx)?;
+        let expect = [1, info.chunk_frames / info.subsampling, info.tokens.len()];
+        let got: Vec<Option<i64>> = out.shape.iter().map(|d| d.to_i64().ok()).collect();
+        if got != expect.iter().map(|&d| Some(d as i64)).collect::<Vec<_>>() {
+            return Err(HarkError::Model(format!(
+                "{source}: log_probs has shape {:?}, metadata implies {expect:?}",
+                out.shape
+            )));
+        }
+        let plan = typed.into_runnable().map_err(ctx)?;
+        Ok(Arc::new(Model { info, source: source.to_string(), file_bytes: bytes.len(), plan }))
+    }
+
+    /// Initial state tensors, in input order.
+    pub fn initial_state(&self) -> Vec<Tensor> {
+        self.info
+            .states
+            .iter()
+            .map(|s| {
+                let n: usize = s.shape.iter().product();
+                // Shapes come from validated metadata and were accepted by the graph.
+                Tensor::from_shape(&s.shape, &vec![s.init; n]).unwrap_or_else(|_| Tensor::zero::<f32>(&[0]).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// Run one chunk: `feats` is chunk_frames * num_bins values; `state` is
+    /// replaced by the new state; `log_probs` receives
+    /// (chunk_frames / subsampling) * num_tokens values.
+    pub fn step(&self, feats: &[f32], state: &mut [Tensor], log_probs: &mut [f32]) -> Result<()> {
+        let info = &self.info;
+        let run = |e: TractError| HarkError::Runtime(format!("model step failed: {e:#}"));
+        let x = Tensor::from_shape(&[1, info.chunk_frames, info.fbank.num_bins], feats).map_err(run)?;
+        let mut inputs: TVec<TValue> = tvec![x.into()];
+        for s in state.iter_mut() {
+            inputs.push(std::mem::take(s).into());
+        }
+        let mut outs = self.plan.run(inputs).map_err(run)?;
+        if outs.len() != state.len() + 1 {
+            return Err(HarkError::Runtime("model returned the wrong number of outputs".into()));
+        }
+        for (dst, src) in state.iter_mut().zip(outs.drain(1..)) {
+            *dst = src.into_tensor();
+        }
+        let view = outs[0].try_as_plain_ram().map_err(run)?;
+        let lp = view.as_slice::<f32>().map_err(run)?;
+        if lp.len() != log_probs.len() {
+            return Err(HarkError::Runtime("log_probs has an unexpected size".into()));
+        }
+        log_probs.copy_from_slice(lp);
+        Ok(())
+    }
+}

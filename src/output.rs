@@ -1,0 +1,134 @@
+//! Transcript writers: plain text, JSON lines and TSV, on any `Write`
+//! (stdout in the binary). A closed pipe surfaces as `Closed` so `main` can
+//! end quietly. Called on the recognizer thread.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::error::HarkError;
+use crate::stream::{Event, EventKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Jsonl,
+    Tsv,
+}
+
+#[derive(Debug)]
+pub enum OutputError {
+    /// The reader went away (EPIPE): not an error for a command-line tool.
+    Closed,
+    Other(std::io::Error),
+}
+
+impl From<OutputError> for HarkError {
+    fn from(e: OutputError) -> Self {
+        match e {
+            OutputError::Closed => HarkError::OutputClosed,
+            OutputError::Other(e) => HarkError::Runtime(format!("writing output: {e}")),
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> OutputError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        OutputError::Closed
+    } else {
+        OutputError::Other(e)
+    }
+}
+
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    text: &'a str,
+    start: f64,
+    end: f64,
+    latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gap_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
+}
+
+pub struct Output<W: Write> {
+    w: W,
+    format: Format,
+    /// Finals of the current file, for TSV.
+    tsv_text: String,
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl<W: Write> Output<W> {
+    pub fn new(w: W, format: Format) -> Self {
+        Output { w, format, tsv_text: String::new() }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+
+    /// Write one event; `file` names the input for multi-file runs.
+    pub fn event(&mut self, ev: &Event, file: Option<&str>) -> Result<(), OutputError> {
+        match self.format {
+            Format::Text => match ev.kind {
+                EventKind::Final => {
+                    if ev.gap_ms > 0.0 {
+                        writeln!(self.w, "[gap {:.0} ms] {}", ev.gap_ms, ev.text).map_err(io)?;
+                    } else {
+                        writeln!(self.w, "{}", ev.text).map_err(io)?;
+                    }
+                }
+                EventKind::Partial => {
+                    // Partials go to the terminal, not into the transcript.
+                    eprint!("\r\x1b[2K… {}", ev.text);
+                    return Ok(());
+                }
+            },
+            Format::Jsonl => {
+                let j = JsonEvent {
+                    kind: match ev.kind {
+                        EventKind::Partial => "partial",
+                        EventKind::Final => "final",
+                    },
+                    text: &ev.text,
+                    start: round3(ev.start_s),
+                    end: round3(ev.end_s),
+                    latency_ms: round3(ev.latency_ms),
+                    gap_ms: (ev.gap_ms > 0.0).then_some(round3(ev.gap_ms)),
+                    file,
+                };
+                let line = serde_json::to_string(&j).map_err(|e| OutputError::Other(e.into()))?;
+                writeln!(self.w, "{line}").map_err(io)?;
+            }
+            Format::Tsv => {
+                if ev.kind == EventKind::Final && !ev.text.is_empty() {
+                    if !self.tsv_text.is_empty() {
+                        self.tsv_text.push(' ');
+                    }
+                    self.tsv_text.push_str(&ev.text);
+                }
+                return Ok(());
+            }
+        }
+        self.w.flush().map_err(io)
+    }
+
+    /// End of one input file (TSV prints its line here).
+    pub fn end_file(&mut self, file: &str) -> Result<(), OutputError> {
+        if self.format == Format::Tsv {
+            writeln!(self.w, "{file}\t{}", self.tsv_text).map_err(io)?;
+            self.tsv_text.clear();
+            self.w.flush().map_err(io)?;
+        } else if self.format == Format::Text {
+            self.w.flush().map_err(io)?;
+        }
+        Ok(())
+    }
+}

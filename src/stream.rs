@@ -1,0 +1,239 @@
+//! One recognition stream: fbank -> chunk assembly -> model step with
+//! explicit state -> CTC -> endpointing -> events. Owns every buffer it
+//! needs, allocated once in `new`; `push` and `finish` allocate only the
+//! `Event`s they return (the text of each transcript). Runs on the
+//! recognizer thread; the `Model` is shared read-only.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tract_onnx::prelude::Tensor;
+
+use crate::decode::ctc::CtcState;
+use crate::decode::endpoint::{detect, Endpoint, EndpointConfig};
+use crate::decode::tokens::Tokens;
+use crate::error::Result;
+use crate::frontend::Fbank;
+use crate::model::Model;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Partial,
+    Final,
+}
+
+/// A transcript event. Times are seconds from the start of the stream at
+/// the model's sample rate (dropped input counts as elapsed time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub text: String,
+    /// Start of the first token (or of the utterance when it has none).
+    pub start_s: f64,
+    /// End of the audio this event covers.
+    pub end_s: f64,
+    /// Time from the arrival of the audio that completed this event to its creation.
+    pub latency_ms: f64,
+    /// Input lost (ring overrun) since the previous event, in milliseconds.
+    pub gap_ms: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct StreamConfig {
+    pub endpoint: EndpointConfig,
+    pub partials: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig { endpoint: EndpointConfig::default(), partials: false }
+    }
+}
+
+struct Core {
+    model: Arc<Model>,
+    cfg: StreamConfig,
+    tokens: Tokens,
+    feats: Vec<f32>,
+    fill: usize,
+    state: Vec<Tensor>,
+    log_probs: Vec<f32>,
+    ctc: CtcState,
+    text: String,
+    last_partial: String,
+    frame_s: f64,
+    sample_rate: f64,
+    gap_samples_total: u64,
+    gap_samples_pending: u64,
+    arrival: Instant,
+    error: Option<crate::error::HarkError>,
+    chunks_run: u64,
+}
+
+pub struct Stream {
+    fbank: Fbank,
+    core: Core,
+}
+
+impl Stream {
+    pub fn new(model: Arc<Model>, cfg: StreamConfig) -> Self {
+        let info = &model.info;
+        let frame_s = info.output_frame_samples() as f64 / info.sample_rate_hz() as f64;
+        let max_frames = (cfg.endpoint.max_utterance_ms as f64 / 1000.0 / frame_s).ceil() as usize;
+        let out_frames = info.chunk_frames / info.subsampling;
+        let core = Core {
+            tokens: Tokens::new(info.tokens.clone(), info.blank_id),
+            feats: vec![0.0; info.chunk_frames * info.fbank.num_bins],
+            fill: 0,
+            state: model.initial_state(),
+            log_probs: vec![0.0; out_frames * info.tokens.len()],
+            // a chunk can overshoot the maximum length by one chunk
+            ctc: CtcState::new(info.blank_id, max_frames + out_frames),
+            text: String::with_capacity(4 * (max_frames + out_frames)),
+            last_partial: String::with_capacity(4 * (max_frames + out_frames)),
+            frame_s,
+            sample_rate: info.sample_rate_hz() as f64,
+            gap_samples_total: 0,
+            gap_samples_pending: 0,
+            arrival: Instant::now(),
+            error: None,
+            chunks_run: 0,
+            cfg,
+            model: model.clone(),
+        };
+        Stream { fbank: Fbank::new(&model.info.fbank), core }
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.core.model
+    }
+
+    /// Model steps run so far.
+    pub fn chunks_run(&self) -> u64 {
+        self.core.chunks_run
+    }
+
+    /// Record input lost before the next samples (e.g. a ring overrun).
+    pub fn note_gap(&mut self, samples_at_model_rate: u64) {
+        self.core.gap_samples_total += samples_at_model_rate;
+        self.core.gap_samples_pending += samples_at_model_rate;
+    }
+
+    /// Feed mono samples at the model's sample rate; events are appended.
+    pub fn push(&mut self, samples: &[f32], events: &mut Vec<Event>) -> Result<()> {
+        self.core.arrival = Instant::now();
+        let core = &mut self.core;
+        self.fbank.accept(samples, |frame| core.on_frame(frame, events));
+        match self.core.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// End of stream: run the last partial chunk (padded as the contract
+    /// says) and emit the final transcript of the open utterance.
+    pub fn finish(&mut self, events: &mut Vec<Event>) -> Result<()> {
+        let core = &mut self.core;
+        if core.fill > 0 {
+            let bins = core.model.info.fbank.num_bins;
+            let pad = core.model.info.pad_frame_value;
+            core.feats[core.fill * bins..].iter_mut().for_each(|x| *x = pad);
+            core.fill = 0;
+            core.run_chunk(events)?;
+        }
+        core.end_utterance(events, true);
+        core.reset_model_state();
+        self.fbank.reset();
+        Ok(())
+    }
+}
+
+impl Core {
+    fn on_frame(&mut self, frame: &[f32], events: &mut Vec<Event>) {
+        if self.error.is_some() {
+            return;
+        }
+        let bins = frame.len();
+        self.feats[self.fill * bins..(self.fill + 1) * bins].copy_from_slice(frame);
+        self.fill += 1;
+        if self.fill == self.model.info.chunk_frames {
+            self.fill = 0;
+            if let Err(e) = self.run_chunk(events) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn time_s(&self, frame: u64) -> f64 {
+        frame as f64 * self.frame_s + self.gap_samples_total as f64 / self.sample_rate
+    }
+
+    fn event(&mut self, kind: EventKind, text: String) -> Event {
+        let start = self.ctc.tokens.first().map(|t| t.frame).unwrap_or(self.ctc.utterance_start);
+        let ev = Event {
+            kind,
+            text,
+            start_s: self.time_s(start),
+            end_s: self.time_s(self.ctc.frame),
+            latency_ms: self.arrival.elapsed().as_secs_f64() * 1000.0,
+            gap_ms: self.gap_samples_pending as f64 * 1000.0 / self.sample_rate,
+        };
+        self.gap_samples_pending = 0;
+        ev
+    }
+
+    fn run_chunk(&mut self, events: &mut Vec<Event>) -> Result<()> {
+        self.model.step(&self.feats, &mut self.state, &mut self.log_probs)?;
+        self.chunks_run += 1;
+        let vocab = self.tokens.len();
+        let changed = self.ctc.accept(&self.log_probs, vocab);
+        if self.cfg.partials && changed {
+            self.tokens.render(self.ctc.tokens.iter().map(|t| t.id), &mut self.text);
+            if self.text != self.last_partial && !self.text.is_empty() {
+                self.last_partial.clear();
+                self.last_partial.push_str(&self.text);
+                let text = self.text.clone();
+                let ev = self.event(EventKind::Partial, text);
+                events.push(ev);
+            }
+        }
+        match detect(
+            &self.cfg.endpoint,
+            self.frame_s * 1000.0,
+            self.ctc.utterance_frames(),
+            self.ctc.trailing_blanks,
+            !self.ctc.tokens.is_empty(),
+        ) {
+            Some(Endpoint::Final) => {
+                self.end_utterance(events, false);
+                if self.model.info.reset_on_endpoint {
+                    self.reset_model_state();
+                }
+            }
+            Some(Endpoint::Reset) => {
+                self.ctc.start_utterance();
+                if self.model.info.reset_on_endpoint {
+                    self.reset_model_state();
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn end_utterance(&mut self, events: &mut Vec<Event>, at_end: bool) {
+        self.tokens.render(self.ctc.tokens.iter().map(|t| t.id), &mut self.text);
+        if !self.text.is_empty() || (at_end && self.gap_samples_pending > 0) {
+            let text = self.text.clone();
+            let ev = self.event(EventKind::Final, text);
+            events.push(ev);
+        }
+        self.last_partial.clear();
+        self.ctc.start_utterance();
+    }
+
+    fn reset_model_state(&mut self) {
+        // one tensor per state replaced (the old ones are freed): bounded, at endpoints only
+        self.state = self.model.initial_state();
+    }
+}

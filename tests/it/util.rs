@@ -1,0 +1,84 @@
+//! Shared helpers: the bundled model, synthetic audio, running the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+
+use hark::model::Model;
+
+pub fn model() -> Arc<Model> {
+    static M: OnceLock<Arc<Model>> = OnceLock::new();
+    M.get_or_init(|| Model::load_bundled().expect("bundled model loads")).clone()
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn data(name: &str) -> PathBuf {
+    repo().join("tests").join("data").join(name)
+}
+
+/// Deterministic speech-like test signal: harmonic tones with syllable-rate
+/// loudness changes and pauses, in [-1, 1).
+pub fn speechlike(seconds: f64, rate: u32, seed: u64) -> Vec<f32> {
+    let n = (seconds * rate as f64) as usize;
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut noise = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) as f64 / (1u64 << 31) as f64) - 1.0
+    };
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / rate as f64;
+            let f0 = 110.0 + 40.0 * (t * 0.7 + seed as f64).sin();
+            let env = (t * 4.0 * std::f64::consts::PI).sin().abs() * if (t as u64 + seed) % 3 == 0 { 0.05 } else { 1.0 };
+            let v: f64 = (1..6).map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() / h as f64).sum();
+            (0.2 * env * v + 0.01 * noise()) as f32
+        })
+        .collect()
+}
+
+pub fn write_wav(path: &Path, samples: &[f32], rate: u32, channels: u16, bits: u16, float: bool) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for &s in samples {
+        for _ in 0..channels {
+            if float {
+                w.write_sample(s).expect("write");
+            } else {
+                let max = ((1i64 << (bits - 1)) - 1) as f32;
+                let v = (s.clamp(-1.0, 1.0) * max).round() as i32;
+                if bits == 8 {
+                    w.write_sample(v as i8).expect("write");
+                } else {
+                    w.write_sample(v).expect("write");
+                }
+            }
+        }
+    }
+    w.finalize().expect("finalize");
+}
+
+pub fn hark() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hark"));
+    c.env_remove("HARK_LOG");
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    hark().args(args).stdin(Stdio::null()).output().expect("run hark")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
