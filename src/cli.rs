@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::output::Format;
 
 #[derive(Parser, Debug)]
-#[command(name = "hark", version, about = "On-device streaming speech recognizer")]
+#[command(
+    name = "hark",
+    version,
+    about = "On-device streaming speech recognizer"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

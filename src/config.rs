@@ -8,10 +8,14 @@ use crate::stream::StreamConfig;
 
 pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
     if d.endpoint_silence_ms < 40 {
-        return Err(HarkError::Config("--endpoint-silence-ms must be at least 40".into()));
+        return Err(HarkError::Config(
+            "--endpoint-silence-ms must be at least 40".into(),
+        ));
     }
     if d.max_utterance_ms < 1000 || d.max_utterance_ms > 600_000 {
-        return Err(HarkError::Config("--max-utterance-ms must be between 1000 and 600000".into()));
+        return Err(HarkError::Config(
+            "--max-utterance-ms must be between 1000 and 600000".into(),
+        ));
     }
     if d.endpoint_silence_ms >= d.max_utterance_ms {
         return Err(HarkError::Config(

@@ -139,9 +139,9 @@ impl Fbank {
         }
         self.frame[n..].iter_mut().for_each(|x| *x = 0.0);
         // Lengths are fixed at construction, so the FFT cannot fail.
-        let _ = self
-            .fft
-            .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch);
+        let _ =
+            self.fft
+                .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch);
         for (p, z) in self.power.iter_mut().zip(&self.spectrum) {
             *p = z.re * z.re + z.im * z.im;
             if !c.use_power {

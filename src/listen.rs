@@ -33,7 +33,10 @@ pub fn listen(
 ) -> Result<ListenReport> {
     let cap = open_capture(device, model.info.sample_rate_hz())?;
     let (rate, channels) = (cap.rate, cap.channels);
-    log::info!("capturing from `{device}`: {rate} Hz, {channels} channel(s), period {} frames", cap.period_frames);
+    log::info!(
+        "capturing from `{device}`: {rate} Hz, {channels} channel(s), period {} frames",
+        cap.period_frames
+    );
     let mut rec = Recognizer::new(model.clone(), rate, cfg)?;
     let mut queue = new_queue();
     let stats = RingStats::default();
@@ -53,9 +56,13 @@ pub fn listen(
         let (stats_ref, cstop, cfailed) = (&stats, &capture_stop, &failed);
         let handle = std::thread::Builder::new()
             .name("hark-capture".into())
-            .spawn_scoped(s, move || capture_loop(&cap, &mut producer, stats_ref, cstop, cfailed));
+            .spawn_scoped(s, move || {
+                capture_loop(&cap, &mut producer, stats_ref, cstop, cfailed)
+            });
         if let Err(e) = handle {
-            result = Err(HarkError::Runtime(format!("cannot start the capture thread: {e}")));
+            result = Err(HarkError::Runtime(format!(
+                "cannot start the capture thread: {e}"
+            )));
             return;
         }
         loop {
@@ -76,7 +83,14 @@ pub fn listen(
             let n = pop_into(&mut consumer, &mut raw);
             let n = n - n % channels; // whole frames only (the ring holds whole periods)
             if n > 0 {
-                if let Err(e) = feed(&raw[..n], &mut interleaved, &mut mono, channels, &mut rec, &mut on_event) {
+                if let Err(e) = feed(
+                    &raw[..n],
+                    &mut interleaved,
+                    &mut mono,
+                    channels,
+                    &mut rec,
+                    &mut on_event,
+                ) {
                     capture_stop.store(true, Ordering::Release);
                     result = Err(e);
                     return;
@@ -97,7 +111,14 @@ pub fn listen(
             if n == 0 || result.is_err() {
                 break;
             }
-            result = feed(&raw[..n], &mut interleaved, &mut mono, channels, &mut rec, &mut on_event);
+            result = feed(
+                &raw[..n],
+                &mut interleaved,
+                &mut mono,
+                channels,
+                &mut rec,
+                &mut on_event,
+            );
         }
     }
     result?;
@@ -105,7 +126,9 @@ pub fn listen(
         on_event(&ev)?;
     }
     if failed.load(Ordering::Acquire) && !stop.load(Ordering::Relaxed) {
-        return Err(HarkError::Runtime(format!("capture device `{device}` failed and could not be recovered")));
+        return Err(HarkError::Runtime(format!(
+            "capture device `{device}` failed and could not be recovered"
+        )));
     }
     Ok(ListenReport {
         dropped_samples: stats.dropped_samples.load(Ordering::Relaxed),

@@ -52,7 +52,9 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
         Command::Transcribe(a) => {
             let cfg = hark::config::stream_config(&a.decode)?;
             if a.format == Format::Tsv && a.decode.partials {
-                return Err(HarkError::Config("--partials cannot be used with --format tsv".into()));
+                return Err(HarkError::Config(
+                    "--partials cannot be used with --format tsv".into(),
+                ));
             }
             let model = load_model(&a.model)?;
             let stdout = std::io::stdout().lock();
@@ -64,13 +66,19 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                         SampleFormatArg::S16le => RawFormat::S16Le,
                         SampleFormatArg::F32le => RawFormat::F32Le,
                     };
-                    Box::new(RawSource::new(std::io::stdin().lock(), a.rate, a.channels as usize, fmt)?)
+                    Box::new(RawSource::new(
+                        std::io::stdin().lock(),
+                        a.rate,
+                        a.channels as usize,
+                        fmt,
+                    )?)
                 } else {
                     Box::new(WavSource::open(file)?)
                 };
                 let multi = a.files.len() > 1;
                 hark::recognizer::run_source(&model, source.as_mut(), cfg, stop, |ev| {
-                    out.event(ev, multi.then_some(label.as_str())).map_err(HarkError::from)
+                    out.event(ev, multi.then_some(label.as_str()))
+                        .map_err(HarkError::from)
                 })?;
                 out.end_file(&label).map_err(HarkError::from)?;
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -84,7 +92,9 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
         }
         Command::Listen(a) => {
             if a.format == Format::Tsv {
-                return Err(HarkError::Config("listen writes text or jsonl, not tsv".into()));
+                return Err(HarkError::Config(
+                    "listen writes text or jsonl, not tsv".into(),
+                ));
             }
             let cfg = hark::config::stream_config(&a.decode)?;
             let model = load_model(&a.model)?;
@@ -95,7 +105,13 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 &a.device,
                 cfg,
                 stop,
-                |rate, ch| log::info!("ready: model {} on `{}` ({rate} Hz, {ch} ch)", model.info.name, a.device),
+                |rate, ch| {
+                    log::info!(
+                        "ready: model {} on `{}` ({rate} Hz, {ch} ch)",
+                        model.info.name,
+                        a.device
+                    )
+                },
                 |ev| out.event(ev, None).map_err(HarkError::from),
             )?;
             if report.dropped_samples > 0 || report.xruns > 0 {
@@ -118,13 +134,17 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
         Command::Model { path } => {
             let (bytes, source) = match &path {
                 Some(p) => (
-                    std::fs::read(p).map_err(|e| HarkError::Model(format!("cannot read {}: {e}", p.display())))?,
+                    std::fs::read(p).map_err(|e| {
+                        HarkError::Model(format!("cannot read {}: {e}", p.display()))
+                    })?,
                     p.display().to_string(),
                 ),
                 None => (BUNDLED_MODEL.to_vec(), BUNDLED_MODEL_NAME.to_string()),
             };
-            let (_, meta) = read_metadata(&bytes).map_err(|e| HarkError::Model(format!("{source}: {e}")))?;
-            let info = ModelInfo::from_metadata(&meta).map_err(|e| HarkError::Model(format!("{source}: {e}")))?;
+            let (_, meta) =
+                read_metadata(&bytes).map_err(|e| HarkError::Model(format!("{source}: {e}")))?;
+            let info = ModelInfo::from_metadata(&meta)
+                .map_err(|e| HarkError::Model(format!("{source}: {e}")))?;
             print_model(&source, bytes.len(), &info).map_err(|_| HarkError::OutputClosed)
         }
     }
@@ -133,11 +153,24 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
 fn print_model(source: &str, bytes: usize, i: &ModelInfo) -> std::io::Result<()> {
     let mut o = std::io::stdout().lock();
     let f = &i.fbank;
-    writeln!(o, "file:            {source} ({:.1} MB)", bytes as f64 / 1e6)?;
+    writeln!(
+        o,
+        "file:            {source} ({:.1} MB)",
+        bytes as f64 / 1e6
+    )?;
     writeln!(o, "name:            {} ({})", i.name, i.arch)?;
     writeln!(o, "contract:        version {}", i.contract_version)?;
-    writeln!(o, "parameters:      {} ({:.1} M)", i.num_params, i.num_params as f64 / 1e6)?;
-    writeln!(o, "compute:         {:.1} M multiply-adds per second of audio", i.macs_per_second as f64 / 1e6)?;
+    writeln!(
+        o,
+        "parameters:      {} ({:.1} M)",
+        i.num_params,
+        i.num_params as f64 / 1e6
+    )?;
+    writeln!(
+        o,
+        "compute:         {:.1} M multiply-adds per second of audio",
+        i.macs_per_second as f64 / 1e6
+    )?;
     writeln!(
         o,
         "input:           fbank, {} Hz, {} bins, {} / {} samples frame / shift, fft {}",
@@ -152,8 +185,18 @@ fn print_model(source: &str, bytes: usize, i: &ModelInfo) -> std::io::Result<()>
         i.subsampling,
         i.output_frame_samples() as f64 * 1000.0 / f.sample_rate_hz as f64
     )?;
-    writeln!(o, "vocabulary:      {} {} tokens, blank id {}", i.tokens.len(), i.token_kind, i.blank_id)?;
-    let state_floats: usize = i.states.iter().map(|s| s.shape.iter().product::<usize>()).sum();
+    writeln!(
+        o,
+        "vocabulary:      {} {} tokens, blank id {}",
+        i.tokens.len(),
+        i.token_kind,
+        i.blank_id
+    )?;
+    let state_floats: usize = i
+        .states
+        .iter()
+        .map(|s| s.shape.iter().product::<usize>())
+        .sum();
     writeln!(
         o,
         "state:           {} tensors, {} floats ({:.1} KiB), reset on endpoint: {}",

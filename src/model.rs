@@ -108,7 +108,9 @@ impl ModelInfo {
         }
         let window = get("hark.fbank.window")?;
         if window != "povey" {
-            return Err(HarkError::Model(format!("fbank window `{window}` is not supported")));
+            return Err(HarkError::Model(format!(
+                "fbank window `{window}` is not supported"
+            )));
         }
         if float("hark.fbank.dither")? != 0.0 || !boolean("hark.fbank.snip_edges")? {
             return Err(HarkError::Model(
@@ -137,7 +139,9 @@ impl ModelInfo {
             || fbank.sample_rate_hz == 0
             || fbank.high_freq_hz <= fbank.low_freq_hz
         {
-            return Err(HarkError::Model(format!("inconsistent fbank settings: {fbank:?}")));
+            return Err(HarkError::Model(format!(
+                "inconsistent fbank settings: {fbank:?}"
+            )));
         }
         let tokens: Vec<String> = serde_json::from_str(get("hark.tokens")?)
             .map_err(|e| HarkError::Model(format!("metadata key `hark.tokens`: {e}")))?;
@@ -204,7 +208,10 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("source", &self.source).field("info", &self.info).finish()
+        f.debug_struct("Model")
+            .field("source", &self.source)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -212,7 +219,11 @@ impl std::fmt::Debug for Model {
 pub fn read_metadata(bytes: &[u8]) -> Result<(ModelProto, HashMap<String, String>)> {
     let proto = tract_onnx::onnx()
         .proto_model_for_read(&mut std::io::Cursor::new(bytes))
-        .map_err(|e| HarkError::Model(format!("not a readable ONNX model (corrupt or truncated?): {e}")))?;
+        .map_err(|e| {
+            HarkError::Model(format!(
+                "not a readable ONNX model (corrupt or truncated?): {e}"
+            ))
+        })?;
     let meta = proto
         .metadata_props
         .iter()
@@ -242,7 +253,9 @@ impl Model {
             HarkError::Model(m) => HarkError::Model(format!("{source}: {m}")),
             other => other,
         })?;
-        let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(ctx)?;
+        let mut model = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(ctx)?;
         let mut inputs = vec!["feats".to_string()];
         inputs.extend(info.states.iter().map(|s| s.input.clone()));
         let mut outputs = vec!["log_probs".to_string()];
@@ -256,7 +269,9 @@ impl Model {
             )
             .map_err(ctx)?;
         for (i, s) in info.states.iter().enumerate() {
-            model.set_input_fact(i + 1, f32::fact(&s.shape).into()).map_err(ctx)?;
+            model
+                .set_input_fact(i + 1, f32::fact(&s.shape).into())
+                .map_err(ctx)?;
         }
         let typed = model.into_optimized().map_err(ctx)?;
         // The graph must produce what the metadata promises.
@@ -270,7 +285,12 @@ impl Model {
             )));
         }
         let plan = typed.into_runnable().map_err(ctx)?;
-        Ok(Arc::new(Model { info, source: source.to_string(), file_bytes: bytes.len(), plan }))
+        Ok(Arc::new(Model {
+            info,
+            source: source.to_string(),
+            file_bytes: bytes.len(),
+            plan,
+        }))
     }
 
     /// Initial state tensors, in input order.
@@ -281,7 +301,8 @@ impl Model {
             .map(|s| {
                 let n: usize = s.shape.iter().product();
                 // Shapes come from validated metadata and were accepted by the graph.
-                Tensor::from_shape(&s.shape, &vec![s.init; n]).unwrap_or_else(|_| Tensor::zero::<f32>(&[0]).unwrap_or_default())
+                Tensor::from_shape(&s.shape, &vec![s.init; n])
+                    .unwrap_or_else(|_| Tensor::zero::<f32>(&[0]).unwrap_or_default())
             })
             .collect()
     }
@@ -292,14 +313,17 @@ impl Model {
     pub fn step(&self, feats: &[f32], state: &mut [Tensor], log_probs: &mut [f32]) -> Result<()> {
         let info = &self.info;
         let run = |e: TractError| HarkError::Runtime(format!("model step failed: {e:#}"));
-        let x = Tensor::from_shape(&[1, info.chunk_frames, info.fbank.num_bins], feats).map_err(run)?;
+        let x =
+            Tensor::from_shape(&[1, info.chunk_frames, info.fbank.num_bins], feats).map_err(run)?;
         let mut inputs: TVec<TValue> = tvec![x.into()];
         for s in state.iter_mut() {
             inputs.push(std::mem::take(s).into());
         }
         let mut outs = self.plan.run(inputs).map_err(run)?;
         if outs.len() != state.len() + 1 {
-            return Err(HarkError::Runtime("model returned the wrong number of outputs".into()));
+            return Err(HarkError::Runtime(
+                "model returned the wrong number of outputs".into(),
+            ));
         }
         for (dst, src) in state.iter_mut().zip(outs.drain(1..)) {
             *dst = src.into_tensor();
@@ -307,7 +331,9 @@ impl Model {
         let view = outs[0].try_as_plain_ram().map_err(run)?;
         let lp = view.as_slice::<f32>().map_err(run)?;
         if lp.len() != log_probs.len() {
-            return Err(HarkError::Runtime("log_probs has an unexpected size".into()));
+            return Err(HarkError::Runtime(
+                "log_probs has an unexpected size".into(),
+            ));
         }
         log_probs.copy_from_slice(lp);
         Ok(())

@@ -67,7 +67,11 @@ fn round3(x: f64) -> f64 {
 
 impl<W: Write> Output<W> {
     pub fn new(w: W, format: Format) -> Self {
-        Output { w, format, tsv_text: String::new() }
+        Output {
+            w,
+            format,
+            tsv_text: String::new(),
+        }
     }
 
     pub fn into_inner(self) -> W {

@@ -20,7 +20,11 @@ pub struct Recognizer {
 impl Recognizer {
     pub fn new(model: Arc<Model>, input_rate: u32, cfg: StreamConfig) -> Result<Self> {
         let resampler = ToModelRate::new(input_rate, model.info.sample_rate_hz())?;
-        Ok(Recognizer { resampler, stream: Stream::new(model, cfg), events: Vec::with_capacity(16) })
+        Ok(Recognizer {
+            resampler,
+            stream: Stream::new(model, cfg),
+            events: Vec::with_capacity(16),
+        })
     }
 
     pub fn stream(&self) -> &Stream {
@@ -30,19 +34,28 @@ impl Recognizer {
     /// Input lost upstream, in samples at the input rate.
     pub fn note_gap(&mut self, samples: u64, input_rate: u32) {
         let model_rate = self.stream.model().info.sample_rate_hz() as u64;
-        self.stream.note_gap(samples * model_rate / input_rate.max(1) as u64);
+        self.stream
+            .note_gap(samples * model_rate / input_rate.max(1) as u64);
     }
 
     /// Feed mono samples at the input rate; returns the events they completed.
     pub fn push(&mut self, samples: &[f32]) -> Result<std::vec::Drain<'_, Event>> {
-        let Recognizer { resampler, stream, events } = self;
+        let Recognizer {
+            resampler,
+            stream,
+            events,
+        } = self;
         resampler.process(samples, |s| stream.push(s, events))?;
         Ok(self.events.drain(..))
     }
 
     /// End of input: flush everything; returns the last events.
     pub fn finish(&mut self) -> Result<std::vec::Drain<'_, Event>> {
-        let Recognizer { resampler, stream, events } = self;
+        let Recognizer {
+            resampler,
+            stream,
+            events,
+        } = self;
         resampler.finish(|s| stream.push(s, events))?;
         stream.finish(events)?;
         Ok(self.events.drain(..))
@@ -79,7 +92,11 @@ pub fn run_source(
 }
 
 /// Concatenate the finals of a whole source (for tests and TSV).
-pub fn transcribe_source(model: &Arc<Model>, source: &mut dyn SampleSource, cfg: StreamConfig) -> Result<String> {
+pub fn transcribe_source(
+    model: &Arc<Model>,
+    source: &mut dyn SampleSource,
+    cfg: StreamConfig,
+) -> Result<String> {
     let stop = AtomicBool::new(false);
     let mut text = String::new();
     run_source(model, source, cfg, &stop, |ev| {

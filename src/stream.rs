@@ -46,7 +46,10 @@ pub struct StreamConfig {
 
 impl Default for StreamConfig {
     fn default() -> Self {
-        StreamConfig { endpoint: EndpointConfig::default(), partials: false }
+        StreamConfig {
+            endpoint: EndpointConfig::default(),
+            partials: false,
+        }
     }
 }
 
@@ -101,7 +104,10 @@ impl Stream {
             cfg,
             model: model.clone(),
         };
-        Stream { fbank: Fbank::new(&model.info.fbank), core }
+        Stream {
+            fbank: Fbank::new(&model.info.fbank),
+            core,
+        }
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -123,7 +129,8 @@ impl Stream {
     pub fn push(&mut self, samples: &[f32], events: &mut Vec<Event>) -> Result<()> {
         self.core.arrival = Instant::now();
         let core = &mut self.core;
-        self.fbank.accept(samples, |frame| core.on_frame(frame, events));
+        self.fbank
+            .accept(samples, |frame| core.on_frame(frame, events));
         match self.core.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -137,7 +144,9 @@ impl Stream {
         if core.fill > 0 {
             let bins = core.model.info.fbank.num_bins;
             let pad = core.model.info.pad_frame_value;
-            core.feats[core.fill * bins..].iter_mut().for_each(|x| *x = pad);
+            core.feats[core.fill * bins..]
+                .iter_mut()
+                .for_each(|x| *x = pad);
             core.fill = 0;
             core.run_chunk(events)?;
         }
@@ -169,7 +178,12 @@ impl Core {
     }
 
     fn event(&mut self, kind: EventKind, text: String) -> Event {
-        let start = self.ctc.tokens.first().map(|t| t.frame).unwrap_or(self.ctc.utterance_start);
+        let start = self
+            .ctc
+            .tokens
+            .first()
+            .map(|t| t.frame)
+            .unwrap_or(self.ctc.utterance_start);
         let ev = Event {
             kind,
             text,
@@ -183,12 +197,14 @@ impl Core {
     }
 
     fn run_chunk(&mut self, events: &mut Vec<Event>) -> Result<()> {
-        self.model.step(&self.feats, &mut self.state, &mut self.log_probs)?;
+        self.model
+            .step(&self.feats, &mut self.state, &mut self.log_probs)?;
         self.chunks_run += 1;
         let vocab = self.tokens.len();
         let changed = self.ctc.accept(&self.log_probs, vocab);
         if self.cfg.partials && changed {
-            self.tokens.render(self.ctc.tokens.iter().map(|t| t.id), &mut self.text);
+            self.tokens
+                .render(self.ctc.tokens.iter().map(|t| t.id), &mut self.text);
             if self.text != self.last_partial && !self.text.is_empty() {
                 self.last_partial.clear();
                 self.last_partial.push_str(&self.text);
@@ -222,7 +238,8 @@ impl Core {
     }
 
     fn end_utterance(&mut self, events: &mut Vec<Event>, at_end: bool) {
-        self.tokens.render(self.ctc.tokens.iter().map(|t| t.id), &mut self.text);
+        self.tokens
+            .render(self.ctc.tokens.iter().map(|t| t.id), &mut self.text);
         if !self.text.is_empty() || (at_end && self.gap_samples_pending > 0) {
             let text = self.text.clone();
             let ev = self.event(EventKind::Final, text);

@@ -30,22 +30,31 @@ pub fn open_capture(device: &str, want_rate: u32) -> Result<Capture> {
         .map_err(|e| dev("cannot open (does it exist? see `hark devices`)", e))?;
     {
         let hwp = HwParams::any(&pcm).map_err(|e| dev("no hardware parameters", e))?;
-        hwp.set_access(Access::RWInterleaved).map_err(|e| dev("interleaved access refused", e))?;
-        hwp.set_format(Format::s16()).map_err(|e| dev("16-bit little-endian samples refused", e))?;
+        hwp.set_access(Access::RWInterleaved)
+            .map_err(|e| dev("interleaved access refused", e))?;
+        hwp.set_format(Format::s16())
+            .map_err(|e| dev("16-bit little-endian samples refused", e))?;
         if hwp.set_channels(1).is_err() {
-            hwp.set_channels_near(1).map_err(|e| dev("no usable channel count", e))?;
+            hwp.set_channels_near(1)
+                .map_err(|e| dev("no usable channel count", e))?;
         }
         if hwp.set_rate(want_rate, ValueOr::Nearest).is_err() {
-            hwp.set_rate_near(want_rate, ValueOr::Nearest).map_err(|e| dev("no usable rate", e))?;
+            hwp.set_rate_near(want_rate, ValueOr::Nearest)
+                .map_err(|e| dev("no usable rate", e))?;
         }
         let rate = hwp.get_rate().map_err(|e| dev("rate", e))?;
         let period = (rate / 50).max(64) as alsa::pcm::Frames; // 20 ms
-        hwp.set_period_size_near(period, ValueOr::Nearest).map_err(|e| dev("period size", e))?;
-        hwp.set_buffer_size_near(period * 8).map_err(|e| dev("buffer size", e))?;
-        pcm.hw_params(&hwp).map_err(|e| dev("hardware parameters refused", e))?;
+        hwp.set_period_size_near(period, ValueOr::Nearest)
+            .map_err(|e| dev("period size", e))?;
+        hwp.set_buffer_size_near(period * 8)
+            .map_err(|e| dev("buffer size", e))?;
+        pcm.hw_params(&hwp)
+            .map_err(|e| dev("hardware parameters refused", e))?;
     }
     let (rate, channels, period_frames) = {
-        let cur = pcm.hw_params_current().map_err(|e| dev("reading parameters", e))?;
+        let cur = pcm
+            .hw_params_current()
+            .map_err(|e| dev("reading parameters", e))?;
         (
             cur.get_rate().map_err(|e| dev("rate", e))?,
             cur.get_channels().map_err(|e| dev("channels", e))? as usize,
@@ -57,7 +66,12 @@ pub fn open_capture(device: &str, want_rate: u32) -> Result<Capture> {
             "capture device `{device}` reports {rate} Hz, {channels} channels, period {period_frames}"
         )));
     }
-    Ok(Capture { pcm, rate, channels, period_frames })
+    Ok(Capture {
+        pcm,
+        rate,
+        channels,
+        period_frames,
+    })
 }
 
 /// The capture thread's body. Returns when `stop` is set or the device
@@ -85,7 +99,9 @@ pub fn capture_loop(
             Ok(frames) => push_period(producer, &period[..frames * cap.channels], stats),
             Err(e) => {
                 stats.xruns.fetch_add(1, Ordering::Relaxed);
-                if cap.pcm.try_recover(e, true).is_err() || cap.pcm.start().is_err() && cap.pcm.prepare().is_err() {
+                if cap.pcm.try_recover(e, true).is_err()
+                    || cap.pcm.start().is_err() && cap.pcm.prepare().is_err()
+                {
                     failed.store(true, Ordering::Release);
                     return;
                 }

@@ -21,7 +21,11 @@ pub trait SampleSource {
 pub fn mix_down(interleaved: &[f32], channels: usize, out: &mut [f32]) -> usize {
     let frames = interleaved.len() / channels.max(1);
     let scale = 1.0 / channels.max(1) as f32;
-    for (o, f) in out.iter_mut().zip(interleaved.chunks_exact(channels.max(1))).take(frames) {
+    for (o, f) in out
+        .iter_mut()
+        .zip(interleaved.chunks_exact(channels.max(1)))
+        .take(frames)
+    {
         *o = f.iter().sum::<f32>() * scale;
     }
     frames.min(out.len())

@@ -31,8 +31,13 @@ impl ToModelRate {
         if rate_in == rate_out {
             return Ok(ToModelRate { inner: None });
         }
-        let rs = FftFixedInOut::<f32>::new(rate_in as usize, rate_out as usize, 1024, 1)
-            .map_err(|e| HarkError::Input(format!("cannot resample {rate_in} Hz to {rate_out} Hz: {e}")))?;
+        let rs = FftFixedInOut::<f32>::new(rate_in as usize, rate_out as usize, 1024, 1).map_err(
+            |e| {
+                HarkError::Input(format!(
+                    "cannot resample {rate_in} Hz to {rate_out} Hz: {e}"
+                ))
+            },
+        )?;
         let n_in = rs.input_frames_next();
         let n_out = rs.output_frames_max();
         let skip = rs.output_delay();
@@ -52,7 +57,11 @@ impl ToModelRate {
     }
 
     /// Convert `samples`; `sink` receives converted blocks.
-    pub fn process(&mut self, mut samples: &[f32], mut sink: impl FnMut(&[f32]) -> Result<()>) -> Result<()> {
+    pub fn process(
+        &mut self,
+        mut samples: &[f32],
+        mut sink: impl FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
         let Some(st) = self.inner.as_mut() else {
             return sink(samples);
         };

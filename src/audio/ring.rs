@@ -29,14 +29,18 @@ pub struct RingStats {
 /// the ring has no room, so interleaved frames stay aligned.
 pub fn push_period(p: &mut Producer<'_, i16>, period: &[i16], stats: &RingStats) {
     if RING_SAMPLES - 1 - p.len() < period.len() {
-        stats.dropped_samples.fetch_add(period.len() as u64, Ordering::Relaxed);
+        stats
+            .dropped_samples
+            .fetch_add(period.len() as u64, Ordering::Relaxed);
         return;
     }
     for &s in period {
         // room was checked above and only this thread pushes
         let _ = p.enqueue(s);
     }
-    stats.pushed_samples.fetch_add(period.len() as u64, Ordering::Relaxed);
+    stats
+        .pushed_samples
+        .fetch_add(period.len() as u64, Ordering::Relaxed);
 }
 
 /// Consumer side: pop up to `out.len()` samples.

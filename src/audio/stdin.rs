@@ -36,7 +36,9 @@ pub struct RawSource<R: Read> {
 impl<R: Read> RawSource<R> {
     pub fn new(reader: R, rate: u32, channels: usize, format: RawFormat) -> Result<Self> {
         if rate == 0 || channels == 0 {
-            return Err(HarkError::Config("raw input needs --rate > 0 and --channels > 0".into()));
+            return Err(HarkError::Config(
+                "raw input needs --rate > 0 and --channels > 0".into(),
+            ));
         }
         let frame = channels * format.bytes();
         Ok(RawSource {
@@ -79,10 +81,16 @@ impl<R: Read> SampleSource for RawSource<R> {
                     .chunks_exact(2)
                     .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0),
             ),
-            RawFormat::F32Le => self.interleaved.extend(self.bytes[..used].chunks_exact(4).map(|b| {
-                let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                if v.is_finite() { v } else { 0.0 }
-            })),
+            RawFormat::F32Le => self
+                .interleaved
+                .extend(self.bytes[..used].chunks_exact(4).map(|b| {
+                    let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    if v.is_finite() {
+                        v
+                    } else {
+                        0.0
+                    }
+                })),
         }
         self.bytes.copy_within(used..self.have, 0);
         self.have -= used;

@@ -39,7 +39,9 @@ impl WavSource {
         })?;
         let spec = reader.spec();
         if spec.channels == 0 || spec.sample_rate == 0 {
-            return Err(HarkError::Input(format!("{name}: WAV header declares 0 channels or 0 Hz")));
+            return Err(HarkError::Input(format!(
+                "{name}: WAV header declares 0 channels or 0 Hz"
+            )));
         }
         match (spec.sample_format, spec.bits_per_sample) {
             (SampleFormat::Int, 8 | 16 | 24 | 32) | (SampleFormat::Float, 32) => {}
@@ -117,18 +119,15 @@ impl SampleSource for WavSource {
         }
         self.read_samples += self.interleaved.len() as u64;
         if let Some(e) = err {
-            match e {
-                hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    self.truncated = true;
-                    log::warn!(
-                        "{}: truncated WAV: {} of {} samples present; transcribing what is there",
-                        self.name,
-                        self.read_samples,
-                        self.declared_samples()
-                    );
-                }
-                other => return Err(HarkError::Input(format!("{}: {other}", self.name))),
-            }
+            // The header was valid, so a failing sample read means the data
+            // ends early: keep what was read.
+            self.truncated = true;
+            log::warn!(
+                "{}: truncated WAV ({e}): {} of {} samples present; transcribing what is there",
+                self.name,
+                self.read_samples,
+                self.declared_samples()
+            );
         }
         // drop a trailing partial frame (only possible in a truncated file)
         let whole = self.interleaved.len() - self.interleaved.len() % self.channels;

@@ -53,7 +53,10 @@ impl CtcState {
             }
             if best != self.blank_id && best != self.prev {
                 if self.tokens.len() < self.tokens.capacity() {
-                    self.tokens.push(TimedToken { id: best, frame: self.frame });
+                    self.tokens.push(TimedToken {
+                        id: best,
+                        frame: self.frame,
+                    });
                 } else {
                     self.overflowed += 1;
                 }

@@ -16,7 +16,10 @@ pub struct EndpointConfig {
 
 impl Default for EndpointConfig {
     fn default() -> Self {
-        EndpointConfig { trailing_silence_ms: 800, max_utterance_ms: 20_000 }
+        EndpointConfig {
+            trailing_silence_ms: 800,
+            max_utterance_ms: 20_000,
+        }
     }
 }
 
@@ -42,7 +45,11 @@ pub fn detect(
         return Some(Endpoint::Final);
     }
     if utt_ms >= cfg.max_utterance_ms as f64 {
-        return Some(if has_tokens { Endpoint::Final } else { Endpoint::Reset });
+        return Some(if has_tokens {
+            Endpoint::Final
+        } else {
+            Endpoint::Reset
+        });
     }
     None
 }
@@ -51,7 +58,10 @@ pub fn detect(
 mod tests {
     use super::*;
 
-    const C: EndpointConfig = EndpointConfig { trailing_silence_ms: 800, max_utterance_ms: 10_000 };
+    const C: EndpointConfig = EndpointConfig {
+        trailing_silence_ms: 800,
+        max_utterance_ms: 10_000,
+    };
 
     #[test]
     fn silence_after_speech_is_final() {

@@ -11,7 +11,10 @@ use crate::util::{model, speechlike};
 fn ten_minutes_of_audio_do_not_grow_memory() {
     let model = model();
     let minute = speechlike(60.0, 16000, 9);
-    let cfg = StreamConfig { partials: true, ..StreamConfig::default() };
+    let cfg = StreamConfig {
+        partials: true,
+        ..StreamConfig::default()
+    };
     let mut rec = Recognizer::new(model, 16000, cfg).expect("recognizer");
     let mut samples_per_minute = Vec::new();
     let mut feed = |rec: &mut Recognizer| {
@@ -41,5 +44,9 @@ fn ten_minutes_of_audio_do_not_grow_memory() {
     }
     // and the last minute did not add more than the second did
     let last = samples_per_minute.last().copied().unwrap_or(base);
-    assert!(last.1 - samples_per_minute[0].1 <= 16 * 1024, "{:?}", samples_per_minute);
+    assert!(
+        last.1 - samples_per_minute[0].1 <= 16 * 1024,
+        "{:?}",
+        samples_per_minute
+    );
 }

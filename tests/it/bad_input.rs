@@ -13,7 +13,11 @@ fn assert_clean_failure(o: &std::process::Output, code: i32, needle: &str) {
     assert_eq!(o.status.code(), Some(code), "stderr: {err}");
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "one-line message expected: {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one-line message expected: {err}"
+    );
 }
 
 #[test]
@@ -44,11 +48,27 @@ fn empty_file_and_non_wav_bytes_are_input_errors() {
     let dir = tempfile::tempdir().expect("tmp");
     let empty = dir.path().join("zero.wav");
     std::fs::write(&empty, b"").expect("write");
-    assert_clean_failure(&run(&["transcribe", empty.to_str().expect("utf8")]), 2, "zero.wav");
+    assert_clean_failure(
+        &run(&["transcribe", empty.to_str().expect("utf8")]),
+        2,
+        "zero.wav",
+    );
     let text = dir.path().join("notes.wav");
-    std::fs::write(&text, b"this is not audio at all, just some text\n".repeat(20)).expect("write");
-    assert_clean_failure(&run(&["transcribe", text.to_str().expect("utf8")]), 2, "not a readable WAV");
-    assert_clean_failure(&run(&["transcribe", "/nonexistent/x.wav"]), 2, "no such file");
+    std::fs::write(
+        &text,
+        b"this is not audio at all, just some text\n".repeat(20),
+    )
+    .expect("write");
+    assert_clean_failure(
+        &run(&["transcribe", text.to_str().expect("utf8")]),
+        2,
+        "not a readable WAV",
+    );
+    assert_clean_failure(
+        &run(&["transcribe", "/nonexistent/x.wav"]),
+        2,
+        "no such file",
+    );
 }
 
 #[test]
@@ -57,11 +77,20 @@ fn every_common_wav_format_gives_the_same_transcript() {
     let audio = speechlike(4.0, 16000, 2);
     let reference = dir.path().join("ref.wav");
     write_wav(&reference, &audio, 16000, 1, 16, false);
-    let want = stdout(&run(&["transcribe", "--format", "tsv", reference.to_str().expect("utf8")]));
+    let want = stdout(&run(&[
+        "transcribe",
+        "--format",
+        "tsv",
+        reference.to_str().expect("utf8"),
+    ]));
     let want_text = want.split('\t').nth(1).unwrap_or("").to_string();
-    for (name, bits, float, channels) in
-        [("s8.wav", 8, false, 1), ("s24.wav", 24, false, 1), ("s32.wav", 32, false, 1), ("f32.wav", 32, true, 1), ("stereo.wav", 16, false, 2)]
-    {
+    for (name, bits, float, channels) in [
+        ("s8.wav", 8, false, 1),
+        ("s24.wav", 24, false, 1),
+        ("s32.wav", 32, false, 1),
+        ("f32.wav", 32, true, 1),
+        ("stereo.wav", 16, false, 2),
+    ] {
         let p = dir.path().join(name);
         write_wav(&p, &audio, 16000, channels, bits, float);
         let o = run(&["transcribe", "--format", "tsv", p.to_str().expect("utf8")]);
@@ -84,10 +113,19 @@ fn every_common_wav_format_gives_the_same_transcript() {
 fn model_cut_in_half_is_a_model_error() {
     let dir = tempfile::tempdir().expect("tmp");
     let p = dir.path().join("half.onnx");
-    std::fs::write(&p, &hark::model::BUNDLED_MODEL[..hark::model::BUNDLED_MODEL.len() / 2]).expect("write");
+    std::fs::write(
+        &p,
+        &hark::model::BUNDLED_MODEL[..hark::model::BUNDLED_MODEL.len() / 2],
+    )
+    .expect("write");
     let wav = dir.path().join("a.wav");
     write_wav(&wav, &speechlike(1.0, 16000, 1), 16000, 1, 16, false);
-    let o = run(&["transcribe", "--model", p.to_str().expect("utf8"), wav.to_str().expect("utf8")]);
+    let o = run(&[
+        "transcribe",
+        "--model",
+        p.to_str().expect("utf8"),
+        wav.to_str().expect("utf8"),
+    ]);
     assert_clean_failure(&o, 2, "model");
     let o = run(&["model", p.to_str().expect("utf8")]);
     assert_clean_failure(&o, 2, "half.onnx");
@@ -97,12 +135,19 @@ fn model_cut_in_half_is_a_model_error() {
 fn model_missing_a_metadata_key_names_the_key() {
     let dir = tempfile::tempdir().expect("tmp");
     let (mut proto, _) = hark::model::read_metadata(hark::model::BUNDLED_MODEL).expect("bundled");
-    proto.metadata_props.retain(|p| p.key != "hark.chunk_frames");
+    proto
+        .metadata_props
+        .retain(|p| p.key != "hark.chunk_frames");
     let p = dir.path().join("nokey.onnx");
     std::fs::write(&p, proto.encode_to_vec()).expect("write");
     let wav = dir.path().join("a.wav");
     write_wav(&wav, &speechlike(1.0, 16000, 1), 16000, 1, 16, false);
-    let o = run(&["transcribe", "--model", p.to_str().expect("utf8"), wav.to_str().expect("utf8")]);
+    let o = run(&[
+        "transcribe",
+        "--model",
+        p.to_str().expect("utf8"),
+        wav.to_str().expect("utf8"),
+    ]);
     assert_clean_failure(&o, 2, "missing metadata key `hark.chunk_frames`");
 }
 
@@ -117,7 +162,11 @@ fn model_of_another_contract_version_is_refused() {
     }
     let p = dir.path().join("v99.onnx");
     std::fs::write(&p, proto.encode_to_vec()).expect("write");
-    assert_clean_failure(&run(&["model", p.to_str().expect("utf8")]), 2, "contract version 99");
+    assert_clean_failure(
+        &run(&["model", p.to_str().expect("utf8")]),
+        2,
+        "contract version 99",
+    );
 }
 
 #[test]
@@ -137,16 +186,35 @@ fn raw_stdin_equals_the_same_audio_as_wav() {
     let audio = speechlike(3.0, 16000, 4);
     let wav = dir.path().join("a.wav");
     write_wav(&wav, &audio, 16000, 1, 32, true);
-    let from_wav = stdout(&run(&["transcribe", "--format", "tsv", wav.to_str().expect("utf8")]));
+    let from_wav = stdout(&run(&[
+        "transcribe",
+        "--format",
+        "tsv",
+        wav.to_str().expect("utf8"),
+    ]));
     let mut child = hark()
-        .args(["transcribe", "--format", "tsv", "--sample-format", "f32le", "--rate", "16000", "-"])
+        .args([
+            "transcribe",
+            "--format",
+            "tsv",
+            "--sample-format",
+            "f32le",
+            "--rate",
+            "16000",
+            "-",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let bytes: Vec<u8> = audio.iter().flat_map(|s| s.to_le_bytes()).collect();
-    child.stdin.take().expect("stdin").write_all(&bytes).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&bytes)
+        .expect("write");
     let o = child.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o).split('\t').nth(1), from_wav.split('\t').nth(1));

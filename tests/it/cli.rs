@@ -10,11 +10,20 @@ use crate::util::{hark, run, speechlike, stderr, stdout, write_wav};
 #[test]
 fn bad_flags_exit_2() {
     assert_eq!(run(&["transcribe"]).status.code(), Some(2));
-    assert_eq!(run(&["transcribe", "--format", "xml", "a.wav"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["transcribe", "--format", "xml", "a.wav"])
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
     let o = run(&["transcribe", "--endpoint-silence-ms", "5", "a.wav"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--endpoint-silence-ms"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--endpoint-silence-ms"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(run(&["--help"]).status.code(), Some(0));
 }
 
@@ -24,8 +33,17 @@ fn model_prints_what_the_bundled_model_declares() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = stdout(&o);
     let info = &crate::util::model().info;
-    assert!(s.contains(&format!("contract:        version {}", info.contract_version)), "{s}");
-    assert!(s.contains(&format!("{} char tokens", info.tokens.len())), "{s}");
+    assert!(
+        s.contains(&format!(
+            "contract:        version {}",
+            info.contract_version
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{} char tokens", info.tokens.len())),
+        "{s}"
+    );
     assert!(s.contains(&info.name), "{s}");
 }
 
@@ -63,7 +81,14 @@ fn closed_stdout_pipe_ends_quietly() {
 /// hark's exit code and stdout.
 pub fn sigterm_after(audio: &[f32], extra_args: &[&str]) -> (Option<i32>, String, String) {
     let mut child = hark()
-        .args(["transcribe", "--format", "jsonl", "--sample-format", "f32le", "-"])
+        .args([
+            "transcribe",
+            "--format",
+            "jsonl",
+            "--sample-format",
+            "f32le",
+            "-",
+        ])
         .args(extra_args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -78,7 +103,10 @@ pub fn sigterm_after(audio: &[f32], extra_args: &[&str]) -> (Option<i32>, String
     let start = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
     let pid = child.id().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     // SIGTERM sets the stop flag; closing stdin unblocks a pending read
     drop(stdin);

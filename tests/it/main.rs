@@ -5,6 +5,7 @@
 mod alloc;
 mod bad_input;
 mod cli;
+mod e2e;
 mod fbank;
 mod listen;
 mod streaming;

@@ -9,7 +9,10 @@ use rand::{Rng, SeedableRng};
 use crate::util::{model, speechlike};
 
 fn run(samples: &[f32], rate: u32, pieces: Option<u64>) -> Vec<Event> {
-    let cfg = StreamConfig { partials: true, ..StreamConfig::default() };
+    let cfg = StreamConfig {
+        partials: true,
+        ..StreamConfig::default()
+    };
     let mut rec = Recognizer::new(model(), rate, cfg).expect("recognizer");
     let mut events = Vec::new();
     match pieces {
@@ -31,7 +34,14 @@ fn run(samples: &[f32], rate: u32, pieces: Option<u64>) -> Vec<Event> {
 fn strip(events: Vec<Event>) -> Vec<(hark::stream::EventKind, String, i64, i64)> {
     events
         .into_iter()
-        .map(|e| (e.kind, e.text, (e.start_s * 1000.0).round() as i64, (e.end_s * 1000.0).round() as i64))
+        .map(|e| {
+            (
+                e.kind,
+                e.text,
+                (e.start_s * 1000.0).round() as i64,
+                (e.end_s * 1000.0).round() as i64,
+            )
+        })
         .collect()
 }
 
@@ -64,5 +74,8 @@ fn resampled_input_keeps_its_duration() {
     let info = &model().info;
     let chunks = rec.stream().chunks_run() as f64;
     let covered_s = chunks * info.chunk_ms() / 1000.0;
-    assert!((covered_s - 5.0).abs() <= info.chunk_ms() / 1000.0 + 0.03, "covered {covered_s} s");
+    assert!(
+        (covered_s - 5.0).abs() <= info.chunk_ms() / 1000.0 + 0.03,
+        "covered {covered_s} s"
+    );
 }

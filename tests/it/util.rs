@@ -8,7 +8,8 @@ use hark::model::Model;
 
 pub fn model() -> Arc<Model> {
     static M: OnceLock<Arc<Model>> = OnceLock::new();
-    M.get_or_init(|| Model::load_bundled().expect("bundled model loads")).clone()
+    M.get_or_init(|| Model::load_bundled().expect("bundled model loads"))
+        .clone()
 }
 
 pub fn repo() -> PathBuf {
@@ -23,17 +24,28 @@ pub fn data(name: &str) -> PathBuf {
 /// loudness changes and pauses, in [-1, 1).
 pub fn speechlike(seconds: f64, rate: u32, seed: u64) -> Vec<f32> {
     let n = (seconds * rate as f64) as usize;
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut noise = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as f64 / (1u64 << 31) as f64) - 1.0
     };
     (0..n)
         .map(|i| {
             let t = i as f64 / rate as f64;
             let f0 = 110.0 + 40.0 * (t * 0.7 + seed as f64).sin();
-            let env = (t * 4.0 * std::f64::consts::PI).sin().abs() * if (t as u64 + seed) % 3 == 0 { 0.05 } else { 1.0 };
-            let v: f64 = (1..6).map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() / h as f64).sum();
+            let env = (t * 4.0 * std::f64::consts::PI).sin().abs()
+                * if (t as u64 + seed) % 3 == 0 {
+                    0.05
+                } else {
+                    1.0
+                };
+            let v: f64 = (1..6)
+                .map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() / h as f64)
+                .sum();
             (0.2 * env * v + 0.01 * noise()) as f32
         })
         .collect()
@@ -44,7 +56,11 @@ pub fn write_wav(path: &Path, samples: &[f32], rate: u32, channels: u16, bits: u
         channels,
         sample_rate: rate,
         bits_per_sample: bits,
-        sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
     };
     let mut w = hound::WavWriter::create(path, spec).expect("create wav");
     for &s in samples {
@@ -72,7 +88,11 @@ pub fn hark() -> Command {
 }
 
 pub fn run(args: &[&str]) -> Output {
-    hark().args(args).stdin(Stdio::null()).output().expect("run hark")
+    hark()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hark")
 }
 
 pub fn stderr(o: &Output) -> String {
