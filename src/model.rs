@@ -168,7 +168,7 @@ impl ModelInfo {
         };
         if info.chunk_frames == 0
             || info.subsampling == 0
-            || info.chunk_frames % info.subsampling != 0
+            || !info.chunk_frames.is_multiple_of(info.subsampling)
             || info.chunk_shift_frames != info.chunk_frames
             || info.left_context_frames != 0
         {

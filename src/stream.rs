@@ -38,19 +38,10 @@ pub struct Event {
     pub gap_ms: f64,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct StreamConfig {
     pub endpoint: EndpointConfig,
     pub partials: bool,
-}
-
-impl Default for StreamConfig {
-    fn default() -> Self {
-        StreamConfig {
-            endpoint: EndpointConfig::default(),
-            partials: false,
-        }
-    }
 }
 
 struct Core {

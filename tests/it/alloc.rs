@@ -17,7 +17,7 @@ fn ten_minutes_of_audio_do_not_grow_memory() {
     };
     let mut rec = Recognizer::new(model, 16000, cfg).expect("recognizer");
     let mut samples_per_minute = Vec::new();
-    let mut feed = |rec: &mut Recognizer| {
+    let feed = |rec: &mut Recognizer| {
         for piece in minute.chunks(1600) {
             // events are consumed (printed) by the caller and dropped
             for ev in rec.push(piece).expect("push") {

@@ -38,7 +38,7 @@ pub fn speechlike(seconds: f64, rate: u32, seed: u64) -> Vec<f32> {
             let t = i as f64 / rate as f64;
             let f0 = 110.0 + 40.0 * (t * 0.7 + seed as f64).sin();
             let env = (t * 4.0 * std::f64::consts::PI).sin().abs()
-                * if (t as u64 + seed) % 3 == 0 {
+                * if (t as u64 + seed).is_multiple_of(3) {
                     0.05
                 } else {
                     1.0
