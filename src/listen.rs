@@ -1,15 +1,17 @@
 //! `hark listen`: the capture thread (ALSA -> ring) and the recognizer
 //! loop (ring -> recognizer -> output) on the calling thread. Runs until
 //! `stop` is set (SIGINT/SIGTERM), then drains the ring, flushes the open
-//! utterance and returns. Overruns of the ring are reported as gaps.
+//! utterance and returns. Overruns of the ring are reported as gaps at the
+//! point of the stream where audio was lost, and warned about at most every
+//! 5 s. The recognizer loop allocates its buffers once, before it starts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::audio::alsa::{capture_loop, open_capture};
 use crate::audio::mix_down;
-use crate::audio::ring::{new_queue, pop_into, RingStats};
+use crate::audio::ring::{Ring, RingItem, RingStats};
 use crate::error::{HarkError, Result};
 use crate::model::Model;
 use crate::recognizer::Recognizer;
@@ -22,7 +24,11 @@ pub struct ListenReport {
     pub device_channels: usize,
 }
 
-/// Called once the device is open and the model loaded (readiness).
+/// How often a persistent ring overrun is reported.
+const OVERRUN_WARNING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Capture from `device` and recognize until `stop` is set; `on_ready` is
+/// called once the device is open and the model loaded (readiness).
 pub fn listen(
     model: &Arc<Model>,
     device: &str,
@@ -34,30 +40,40 @@ pub fn listen(
     let cap = open_capture(device, model.info.sample_rate_hz())?;
     let (rate, channels) = (cap.rate, cap.channels);
     log::info!(
-        "capturing from `{device}`: {rate} Hz, {channels} channel(s), period {} frames",
+        "capturing from `{device}`: {rate} Hz, {channels} channel(s), {:?} samples, period {} frames",
+        cap.format,
         cap.period_frames
     );
     let mut rec = Recognizer::new(model.clone(), rate, cfg)?;
-    let mut queue = new_queue();
     let stats = RingStats::default();
+    let mut ring = Ring::new();
+    let (mut writer, mut reader) = ring.split(&stats);
     let capture_stop = AtomicBool::new(false);
     let failed = AtomicBool::new(false);
     on_ready(rate, channels);
 
     let block = 4096 - 4096 % channels;
     let mut raw = vec![0i16; block];
-    let mut interleaved = vec![0f32; block];
-    let mut mono = vec![0f32; block];
-    let mut dropped_seen = 0u64;
+    let mut bufs = Buffers {
+        interleaved: vec![0f32; block],
+        mono: vec![0f32; block],
+        channels,
+        rate,
+        stats: &stats,
+        consumed: 0,
+    };
+    let mut warned = Warned {
+        dropped: 0,
+        at: None,
+    };
     let mut result: Result<()> = Ok(());
 
     std::thread::scope(|s| {
-        let (mut producer, mut consumer) = queue.split();
         let (stats_ref, cstop, cfailed) = (&stats, &capture_stop, &failed);
         let handle = std::thread::Builder::new()
             .name("hark-capture".into())
             .spawn_scoped(s, move || {
-                capture_loop(&cap, &mut producer, stats_ref, cstop, cfailed)
+                capture_loop(&cap, &mut writer, stats_ref, cstop, cfailed)
             });
         if let Err(e) = handle {
             result = Err(HarkError::Runtime(format!(
@@ -70,55 +86,33 @@ pub fn listen(
             if !capturing {
                 capture_stop.store(true, Ordering::Release);
             }
-            let dropped = stats.dropped_samples.load(Ordering::Relaxed);
-            if dropped != dropped_seen {
-                let frames = (dropped - dropped_seen) / channels as u64;
-                log::warn!(
-                    "ring overrun: {:.0} ms of audio dropped (recognizer slower than real time?)",
-                    frames as f64 * 1000.0 / rate as f64
-                );
-                rec.note_gap(frames, rate);
-                dropped_seen = dropped;
-            }
-            let n = pop_into(&mut consumer, &mut raw);
-            let n = n - n % channels; // whole frames only (the ring holds whole periods)
-            if n > 0 {
-                if let Err(e) = feed(
-                    &raw[..n],
-                    &mut interleaved,
-                    &mut mono,
-                    channels,
-                    &mut rec,
-                    &mut on_event,
-                ) {
+            warned.check(&stats, channels, rate);
+            let n = match reader.read(&mut raw, channels, |item| {
+                bufs.feed(item, &mut rec, &mut on_event)
+            }) {
+                Ok(n) => n,
+                Err(e) => {
                     capture_stop.store(true, Ordering::Release);
                     result = Err(e);
                     return;
                 }
-            } else if !capturing {
-                break; // stopped and drained
-            } else {
+            };
+            if n == 0 {
+                if !capturing {
+                    break; // stopped; the capture thread drains below
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
     });
-    // the capture thread has joined: drain what it pushed last
-    {
-        let (_, mut consumer) = queue.split();
-        loop {
-            let n = pop_into(&mut consumer, &mut raw);
-            let n = n - n % channels;
-            if n == 0 || result.is_err() {
-                break;
-            }
-            result = feed(
-                &raw[..n],
-                &mut interleaved,
-                &mut mono,
-                channels,
-                &mut rec,
-                &mut on_event,
-            );
+    // the capture thread has joined: take what it pushed last
+    while result.is_ok() {
+        match reader.read(&mut raw, channels, |item| {
+            bufs.feed(item, &mut rec, &mut on_event)
+        }) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => result = Err(e),
         }
     }
     result?;
@@ -138,20 +132,90 @@ pub fn listen(
     })
 }
 
-fn feed(
-    raw: &[i16],
-    interleaved: &mut [f32],
-    mono: &mut [f32],
+/// Rate-limited overrun warnings: the first at once, then at most one per
+/// `OVERRUN_WARNING_INTERVAL` with what was lost since the last one.
+struct Warned {
+    dropped: u64,
+    at: Option<Instant>,
+}
+
+impl Warned {
+    fn check(&mut self, stats: &RingStats, channels: usize, rate: u32) {
+        let dropped = stats.dropped_samples.load(Ordering::Relaxed);
+        if dropped == self.dropped
+            || self
+                .at
+                .is_some_and(|t| t.elapsed() < OVERRUN_WARNING_INTERVAL)
+        {
+            return;
+        }
+        let ms = (dropped - self.dropped) as f64 / channels as f64 * 1000.0 / rate as f64;
+        match self.at {
+            None => log::warn!(
+                "ring overrun: {ms:.0} ms of audio dropped (the recognizer is slower than real time)"
+            ),
+            Some(t) => log::warn!(
+                "ring overrun goes on: {ms:.0} ms of audio dropped in the last {:.0} s (the recognizer is persistently slower than real time)",
+                t.elapsed().as_secs_f64()
+            ),
+        }
+        self.dropped = dropped;
+        self.at = Some(Instant::now());
+    }
+}
+
+/// Conversion buffers of the recognizer thread, allocated once.
+struct Buffers<'a> {
+    interleaved: Vec<f32>,
+    mono: Vec<f32>,
     channels: usize,
-    rec: &mut Recognizer,
-    on_event: &mut impl FnMut(&Event) -> Result<()>,
-) -> Result<()> {
-    for (f, r) in interleaved.iter_mut().zip(raw) {
-        *f = *r as f32 / 32768.0;
+    rate: u32,
+    stats: &'a RingStats,
+    /// Samples taken from the ring so far (gaps excluded, like `pushed_samples`).
+    consumed: u64,
+}
+
+impl Buffers<'_> {
+    fn feed(
+        &mut self,
+        item: RingItem<'_>,
+        rec: &mut Recognizer,
+        on_event: &mut impl FnMut(&Event) -> Result<()>,
+    ) -> Result<()> {
+        match item {
+            RingItem::Gap(samples) => {
+                rec.note_gap(samples / self.channels as u64, self.rate);
+                Ok(())
+            }
+            RingItem::Samples(raw) => {
+                for (f, r) in self.interleaved.iter_mut().zip(raw) {
+                    *f = *r as f32 / 32768.0;
+                }
+                let frames = mix_down(
+                    &self.interleaved[..raw.len()],
+                    self.channels,
+                    &mut self.mono,
+                );
+                // Latency counts from when the last of these samples was
+                // captured: what the capture thread pushed after them is how
+                // long they waited in the ring (to within a period).
+                self.consumed += raw.len() as u64;
+                let behind = self
+                    .stats
+                    .pushed_samples
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(self.consumed);
+                let waited = behind as f64 / self.channels as f64 / self.rate as f64;
+                let now = Instant::now();
+                let arrival = Duration::try_from_secs_f64(waited)
+                    .ok()
+                    .and_then(|d| now.checked_sub(d))
+                    .unwrap_or(now);
+                for ev in rec.push_arrived(&self.mono[..frames], arrival)? {
+                    on_event(&ev)?;
+                }
+                Ok(())
+            }
+        }
     }
-    let frames = mix_down(&interleaved[..raw.len()], channels, mono);
-    for ev in rec.push(&mono[..frames])? {
-        on_event(&ev)?;
-    }
-    Ok(())
 }

@@ -24,8 +24,13 @@ fn main() {
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-            eprintln!("hark: cannot install signal handler: {e}");
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone())
+            .and_then(|_| interrupt_blocking_calls_on(sig))
+        {
+            let _ = writeln!(
+                std::io::stderr(),
+                "hark: cannot install signal handler: {e}"
+            );
             std::process::exit(1);
         }
     }
@@ -33,11 +38,37 @@ fn main() {
         Ok(()) => 0,
         Err(HarkError::OutputClosed) => 0,
         Err(e) => {
-            eprintln!("hark: {e}");
+            // not eprintln!: it panics when stderr is closed
+            let _ = writeln!(std::io::stderr(), "hark: {e}");
             e.exit_code()
         }
     };
     std::process::exit(code);
+}
+
+/// Make `sig` interrupt blocking system calls (EINTR) instead of restarting
+/// them, so that a stop signal also ends a read of stdin that is waiting
+/// for data (`transcribe -` from a stalled pipe) and the open utterance is
+/// flushed. Reads and writes that must go on retry EINTR themselves.
+fn interrupt_blocking_calls_on(sig: i32) -> std::io::Result<()> {
+    // SAFETY: reads back the action signal-hook has just installed and
+    // writes it again with SA_RESTART cleared; both pointers are valid for
+    // the calls and no other thread exists yet.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut act) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // sa_flags and SA_RESTART have different integer types per target
+        fn clear<T: std::ops::BitAnd<Output = T> + std::ops::Not<Output = T>>(v: T, bit: T) -> T {
+            v & !bit
+        }
+        act.sa_flags = clear(act.sa_flags, libc::SA_RESTART as _);
+        if libc::sigaction(sig, &act, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn load_model(args: &ModelArgs) -> Result<Arc<Model>> {
@@ -51,6 +82,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
     match cli.command {
         Command::Transcribe(a) => {
             let cfg = hark::config::stream_config(&a.decode)?;
+            log::info!("config: {cfg:?}");
             if a.format == Format::Tsv && a.decode.partials {
                 return Err(HarkError::Config(
                     "--partials cannot be used with --format tsv".into(),
@@ -79,6 +111,12 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 hark::recognizer::run_source(&model, source.as_mut(), cfg, stop, |ev| {
                     out.event(ev, multi.then_some(label.as_str()))
                         .map_err(HarkError::from)
+                })
+                .map_err(|e| match e {
+                    HarkError::Input(m) if !m.starts_with(&label) => {
+                        HarkError::Input(format!("{label}: {m}"))
+                    }
+                    other => other,
                 })?;
                 out.end_file(&label).map_err(HarkError::from)?;
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -97,6 +135,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 ));
             }
             let cfg = hark::config::stream_config(&a.decode)?;
+            log::info!("config: {cfg:?}");
             let model = load_model(&a.model)?;
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(stdout, a.format);

@@ -15,6 +15,12 @@ use crate::error::{HarkError, Result};
 
 pub const CONTRACT_VERSION: u32 = 1;
 
+const MAX_CHUNK_FRAMES: usize = 10_000;
+const MAX_BINS: usize = 1_024;
+const MAX_FFT_SIZE: usize = 1 << 16;
+const MAX_TOKENS: usize = 1 << 20;
+const MAX_STATE_ELEMENTS: usize = 1 << 26;
+
 /// The bundled default model, embedded so the binary is one file to copy.
 pub static BUNDLED_MODEL: &[u8] = include_bytes!("../models/hark-wsm-v1.onnx");
 pub const BUNDLED_MODEL_NAME: &str = "bundled:hark-wsm-v1.onnx";
@@ -179,6 +185,34 @@ impl ModelInfo {
                 info.left_context_frames,
                 info.subsampling
             )));
+        }
+        // Bounds that no sane model exceeds, so a corrupt file cannot make
+        // the runtime allocate without limit.
+        if info.chunk_frames > MAX_CHUNK_FRAMES
+            || info.fbank.num_bins > MAX_BINS
+            || info.fbank.fft_size > MAX_FFT_SIZE
+            || info.tokens.len() > MAX_TOKENS
+        {
+            return Err(HarkError::Model(format!(
+                "implausible sizes: chunk {} frames, {} bins, fft {}, {} tokens",
+                info.chunk_frames,
+                info.fbank.num_bins,
+                info.fbank.fft_size,
+                info.tokens.len()
+            )));
+        }
+        for s in &info.states {
+            let elems = s
+                .shape
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .filter(|&n| n > 0 && n <= MAX_STATE_ELEMENTS);
+            if elems.is_none() || !s.init.is_finite() {
+                return Err(HarkError::Model(format!(
+                    "metadata key `hark.states`: state `{}` has shape {:?} and init {}",
+                    s.input, s.shape, s.init
+                )));
+            }
         }
         if info.blank_id >= info.tokens.len() {
             return Err(HarkError::Model(format!(

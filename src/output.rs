@@ -2,7 +2,7 @@
 //! (stdout in the binary). A closed pipe surfaces as `Closed` so `main` can
 //! end quietly. Called on the recognizer thread.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
@@ -59,6 +59,9 @@ pub struct Output<W: Write> {
     format: Format,
     /// Finals of the current file, for TSV.
     tsv_text: String,
+    stderr_tty: bool,
+    /// A text-mode partial is on the terminal's last line.
+    partial_shown: bool,
 }
 
 fn round3(x: f64) -> f64 {
@@ -71,6 +74,15 @@ impl<W: Write> Output<W> {
             w,
             format,
             tsv_text: String::new(),
+            stderr_tty: std::io::stderr().is_terminal(),
+            partial_shown: false,
+        }
+    }
+
+    fn clear_partial(&mut self) {
+        if self.partial_shown {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+            self.partial_shown = false;
         }
     }
 
@@ -83,6 +95,7 @@ impl<W: Write> Output<W> {
         match self.format {
             Format::Text => match ev.kind {
                 EventKind::Final => {
+                    self.clear_partial();
                     if ev.gap_ms > 0.0 {
                         writeln!(self.w, "[gap {:.0} ms] {}", ev.gap_ms, ev.text).map_err(io)?;
                     } else {
@@ -90,8 +103,16 @@ impl<W: Write> Output<W> {
                     }
                 }
                 EventKind::Partial => {
-                    // Partials go to the terminal, not into the transcript.
-                    eprint!("\r\x1b[2K… {}", ev.text);
+                    // Partials go to stderr, not into the transcript: one
+                    // line rewritten in place on a terminal, lines otherwise.
+                    // A failing stderr must not stop the transcript.
+                    let mut e = std::io::stderr().lock();
+                    let _ = if self.stderr_tty {
+                        self.partial_shown = true;
+                        write!(e, "\r\x1b[2K… {}", ev.text)
+                    } else {
+                        writeln!(e, "… {}", ev.text)
+                    };
                     return Ok(());
                 }
             },

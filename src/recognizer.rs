@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::audio::resample::ToModelRate;
 use crate::audio::SampleSource;
@@ -40,12 +41,22 @@ impl Recognizer {
 
     /// Feed mono samples at the input rate; returns the events they completed.
     pub fn push(&mut self, samples: &[f32]) -> Result<std::vec::Drain<'_, Event>> {
+        self.push_arrived(samples, Instant::now())
+    }
+
+    /// `push`, for samples whose last one arrived at `arrival` (e.g. they
+    /// waited in the capture ring); event latencies count from it.
+    pub fn push_arrived(
+        &mut self,
+        samples: &[f32],
+        arrival: Instant,
+    ) -> Result<std::vec::Drain<'_, Event>> {
         let Recognizer {
             resampler,
             stream,
             events,
         } = self;
-        resampler.process(samples, |s| stream.push(s, events))?;
+        resampler.process(samples, |s| stream.push_arrived(s, arrival, events))?;
         Ok(self.events.drain(..))
     }
 

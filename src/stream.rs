@@ -118,7 +118,18 @@ impl Stream {
 
     /// Feed mono samples at the model's sample rate; events are appended.
     pub fn push(&mut self, samples: &[f32], events: &mut Vec<Event>) -> Result<()> {
-        self.core.arrival = Instant::now();
+        self.push_arrived(samples, Instant::now(), events)
+    }
+
+    /// `push`, for samples whose last one arrived at `arrival` (earlier
+    /// than now when they waited in a queue); event latencies count from it.
+    pub fn push_arrived(
+        &mut self,
+        samples: &[f32],
+        arrival: Instant,
+        events: &mut Vec<Event>,
+    ) -> Result<()> {
+        self.core.arrival = arrival;
         let core = &mut self.core;
         self.fbank
             .accept(samples, |frame| core.on_frame(frame, events));

@@ -1,7 +1,8 @@
 //! ALSA capture. `open_capture` asks for 16-bit mono at the model rate and,
 //! when a device (e.g. `hw:`) refuses, accepts its native rate and channel
-//! count; the recognizer thread converts. `capture_loop` runs on its own
-//! thread: it reads periods into one buffer allocated before the loop,
+//! count, and 32-bit samples when it has no 16-bit format (I2S microphones);
+//! the recognizer thread converts rate and channels. `capture_loop` runs on
+//! its own thread: it reads periods into buffers allocated before the loop,
 //! pushes them into the SPSC ring, recovers xruns with prepare/start and
 //! counts them. It never allocates, locks, logs or waits on the consumer.
 
@@ -10,16 +11,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use alsa::device_name::HintIter;
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
-use heapless::spsc::Producer;
 
-use super::ring::{push_period, RingStats};
+use super::ring::{RingStats, RingWriter};
 use crate::error::{HarkError, Result};
+
+/// Sample format the device delivers (the ring carries 16-bit samples).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceFormat {
+    S16,
+    /// 32-bit (or 24-in-32) samples; the top 16 bits go into the ring.
+    S32,
+}
 
 pub struct Capture {
     pub pcm: PCM,
     pub rate: u32,
     pub channels: usize,
     pub period_frames: usize,
+    pub format: DeviceFormat,
 }
 
 pub fn open_capture(device: &str, want_rate: u32) -> Result<Capture> {
@@ -28,17 +37,34 @@ pub fn open_capture(device: &str, want_rate: u32) -> Result<Capture> {
     };
     let pcm = PCM::new(device, Direction::Capture, false)
         .map_err(|e| dev("cannot open (does it exist? see `hark devices`)", e))?;
-    {
+    let format = {
         let hwp = HwParams::any(&pcm).map_err(|e| dev("no hardware parameters", e))?;
         hwp.set_access(Access::RWInterleaved)
             .map_err(|e| dev("interleaved access refused", e))?;
-        hwp.set_format(Format::s16())
-            .map_err(|e| dev("16-bit little-endian samples refused", e))?;
-        if hwp.set_channels(1).is_err() {
+        let format = if hwp.test_format(Format::s16()).is_ok() {
+            DeviceFormat::S16
+        } else if hwp.test_format(Format::s32()).is_ok() {
+            DeviceFormat::S32
+        } else {
+            return Err(HarkError::Device(format!(
+                "capture device `{device}`: offers neither S16_LE nor S32_LE samples"
+            )));
+        };
+        hwp.set_format(match format {
+            DeviceFormat::S16 => Format::s16(),
+            DeviceFormat::S32 => Format::s32(),
+        })
+        .map_err(|e| dev("sample format refused", e))?;
+        if hwp.test_channels(1).is_ok() {
+            hwp.set_channels(1).map_err(|e| dev("mono refused", e))?;
+        } else {
             hwp.set_channels_near(1)
                 .map_err(|e| dev("no usable channel count", e))?;
         }
-        if hwp.set_rate(want_rate, ValueOr::Nearest).is_err() {
+        if hwp.test_rate(want_rate).is_ok() {
+            hwp.set_rate(want_rate, ValueOr::Nearest)
+                .map_err(|e| dev("rate refused", e))?;
+        } else {
             hwp.set_rate_near(want_rate, ValueOr::Nearest)
                 .map_err(|e| dev("no usable rate", e))?;
         }
@@ -50,7 +76,8 @@ pub fn open_capture(device: &str, want_rate: u32) -> Result<Capture> {
             .map_err(|e| dev("buffer size", e))?;
         pcm.hw_params(&hwp)
             .map_err(|e| dev("hardware parameters refused", e))?;
-    }
+        format
+    };
     let (rate, channels, period_frames) = {
         let cur = pcm
             .hw_params_current()
@@ -71,6 +98,7 @@ pub fn open_capture(device: &str, want_rate: u32) -> Result<Capture> {
         rate,
         channels,
         period_frames,
+        format,
     })
 }
 
@@ -78,38 +106,63 @@ pub fn open_capture(device: &str, want_rate: u32) -> Result<Capture> {
 /// fails for good (then `failed` is set).
 pub fn capture_loop(
     cap: &Capture,
-    producer: &mut Producer<'_, i16>,
+    ring: &mut RingWriter<'_>,
     stats: &RingStats,
     stop: &AtomicBool,
     failed: &AtomicBool,
 ) {
-    let io = match cap.pcm.io_i16() {
-        Ok(io) => io,
-        Err(_) => {
-            failed.store(true, Ordering::Release);
-            return;
-        }
+    let samples = cap.period_frames * cap.channels;
+    // the only allocations of this thread, before the loop
+    let mut period = vec![0i16; samples];
+    let mut wide = match cap.format {
+        DeviceFormat::S16 => Vec::new(),
+        DeviceFormat::S32 => vec![0i32; samples],
     };
-    let mut period = vec![0i16; cap.period_frames * cap.channels];
-    if cap.pcm.start().is_err() {
-        // some plugins start on the first read; a real failure shows there
+    let (io16, io32) = match cap.format {
+        DeviceFormat::S16 => (cap.pcm.io_i16().ok(), None),
+        DeviceFormat::S32 => (None, cap.pcm.io_i32().ok()),
+    };
+    if io16.is_none() && io32.is_none() {
+        failed.store(true, Ordering::Release);
+        return;
     }
+    // Capture streams also start on the first read; a real failure shows there.
+    let _ = cap.pcm.start();
     while !stop.load(Ordering::Acquire) {
-        match io.readi(&mut period) {
-            Ok(frames) => push_period(producer, &period[..frames * cap.channels], stats),
+        let got = match (&io16, &io32) {
+            (Some(io), _) => io.readi(&mut period),
+            (_, Some(io)) => io.readi(&mut wide).inspect(|&frames| {
+                for (d, w) in period.iter_mut().zip(&wide[..frames * cap.channels]) {
+                    *d = (*w >> 16) as i16;
+                }
+            }),
+            (None, None) => return,
+        };
+        match got {
+            Ok(frames) => {
+                ring.push(&period[..frames * cap.channels]);
+            }
+            // a signal (SIGINT/SIGTERM) interrupted the wait: not an overrun
+            Err(e) if e.errno() == EINTR => {}
             Err(e) => {
                 stats.xruns.fetch_add(1, Ordering::Relaxed);
-                if cap.pcm.try_recover(e, true).is_err()
-                    || cap.pcm.start().is_err() && cap.pcm.prepare().is_err()
-                {
+                if cap.pcm.try_recover(e, true).is_err() {
                     failed.store(true, Ordering::Release);
-                    return;
+                    break;
+                }
+                if cap.pcm.state() == alsa::pcm::State::Prepared && cap.pcm.start().is_err() {
+                    failed.store(true, Ordering::Release);
+                    break;
                 }
             }
         }
     }
+    ring.close();
     let _ = cap.pcm.drop();
 }
+
+/// errno EINTR (4 on every Linux architecture).
+const EINTR: i32 = 4;
 
 /// Capture-capable PCM names and descriptions from ALSA's device hints.
 pub fn list_capture_devices() -> Result<Vec<(String, String)>> {

@@ -9,6 +9,9 @@ pub mod wav;
 
 use crate::error::Result;
 
+/// Most interleaved channels a source may have (buffers are sized by it).
+pub const MAX_CHANNELS: usize = 256;
+
 /// A finite or endless source of mono f32 samples at a fixed rate.
 pub trait SampleSource {
     /// Sample rate of the samples `read` returns.

@@ -6,6 +6,10 @@ use rubato::{FftFixedInOut, Resampler};
 
 use crate::error::{HarkError, Result};
 
+/// Input rates hark converts from: telephone band up to studio rates.
+pub const MIN_RATE_HZ: u32 = 4_000;
+pub const MAX_RATE_HZ: u32 = 768_000;
+
 pub struct ToModelRate {
     inner: Option<Inner>,
 }
@@ -25,8 +29,10 @@ struct Inner {
 
 impl ToModelRate {
     pub fn new(rate_in: u32, rate_out: u32) -> Result<Self> {
-        if rate_in == 0 {
-            return Err(HarkError::Input("sample rate 0".into()));
+        if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate_in) {
+            return Err(HarkError::Input(format!(
+                "sample rate {rate_in} Hz is not supported ({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz)"
+            )));
         }
         if rate_in == rate_out {
             return Ok(ToModelRate { inner: None });

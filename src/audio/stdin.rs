@@ -1,6 +1,7 @@
 //! Raw PCM source (stdin or any reader): s16le or f32le, interleaved,
 //! at a rate and channel count given by flags. One byte buffer, reused;
-//! a trailing partial sample at end of input is dropped.
+//! a trailing partial sample at end of input is dropped. A read interrupted
+//! by a stop signal (EINTR) ends the input, so SIGTERM works on a stalled pipe.
 
 use std::io::Read;
 
@@ -35,10 +36,11 @@ pub struct RawSource<R: Read> {
 
 impl<R: Read> RawSource<R> {
     pub fn new(reader: R, rate: u32, channels: usize, format: RawFormat) -> Result<Self> {
-        if rate == 0 || channels == 0 {
-            return Err(HarkError::Config(
-                "raw input needs --rate > 0 and --channels > 0".into(),
-            ));
+        if rate == 0 || channels == 0 || channels > super::MAX_CHANNELS {
+            return Err(HarkError::Config(format!(
+                "raw input needs --rate > 0 and --channels from 1 to {}",
+                super::MAX_CHANNELS
+            )));
         }
         let frame = channels * format.bytes();
         Ok(RawSource {
@@ -65,7 +67,9 @@ impl<R: Read> SampleSource for RawSource<R> {
             match self.reader.read(&mut self.bytes[self.have..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.have += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // only the stop signals are caught, and they interrupt reads
+                // (main.rs): end the input here, keeping what was read
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.eof = true,
                 Err(e) => return Err(HarkError::Runtime(format!("reading raw input: {e}"))),
             }
         }

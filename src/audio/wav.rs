@@ -43,6 +43,13 @@ impl WavSource {
                 "{name}: WAV header declares 0 channels or 0 Hz"
             )));
         }
+        if spec.channels as usize > super::MAX_CHANNELS {
+            return Err(HarkError::Input(format!(
+                "{name}: {} channels (at most {} are supported)",
+                spec.channels,
+                super::MAX_CHANNELS
+            )));
+        }
         match (spec.sample_format, spec.bits_per_sample) {
             (SampleFormat::Int, 8 | 16 | 24 | 32) | (SampleFormat::Float, 32) => {}
             (f, b) => {

@@ -10,7 +10,10 @@ use crate::util::{model, speechlike};
 #[test]
 fn ten_minutes_of_audio_do_not_grow_memory() {
     let model = model();
-    let minute = speechlike(60.0, 16000, 9);
+    // a minute of speech, pauses (endpoints: finals and state resets) and
+    // a synthetic signal
+    let mut minute = crate::util::speech_with_pauses();
+    minute.extend(speechlike(60.0 - minute.len() as f64 / 16000.0, 16000, 9));
     let cfg = StreamConfig {
         partials: true,
         ..StreamConfig::default()

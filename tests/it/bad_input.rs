@@ -219,3 +219,15 @@ fn raw_stdin_equals_the_same_audio_as_wav() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o).split('\t').nth(1), from_wav.split('\t').nth(1));
 }
+
+#[test]
+fn a_wav_at_an_absurd_rate_is_an_input_error_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("one-hertz.wav");
+    write_wav(&p, &speechlike(1.0, 16000, 1), 1, 1, 16, false);
+    assert_clean_failure(
+        &run(&["transcribe", p.to_str().expect("utf8")]),
+        2,
+        "one-hertz.wav: sample rate 1 Hz is not supported",
+    );
+}

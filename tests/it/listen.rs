@@ -2,6 +2,7 @@
 //! file (the `file` plugin reading a raw file, over a `null` slave) drives
 //! `hark listen`; and a device that does not exist is a clean exit 2.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -21,15 +22,18 @@ pub fn alsa_config(dir: &Path, raw: &Path) -> std::path::PathBuf {
     conf
 }
 
+pub fn s16le(samples: &[f32]) -> Vec<u8> {
+    samples
+        .iter()
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+        .collect()
+}
+
 /// Run `hark listen` on a raw s16le mono 16 kHz file; SIGTERM after `secs`.
 pub fn listen_on_raw(samples: &[f32], secs: f64, extra: &[&str]) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().expect("tmp");
     let raw = dir.path().join("speech.raw");
-    let bytes: Vec<u8> = samples
-        .iter()
-        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
-        .collect();
-    std::fs::write(&raw, bytes).expect("write raw");
+    std::fs::write(&raw, s16le(samples)).expect("write raw");
     let conf = alsa_config(dir.path(), &raw);
     let child = hark()
         .args(["listen", "--device", "harktest", "--format", "jsonl"])
@@ -66,11 +70,123 @@ fn nonexistent_device_is_exit_2_with_a_clear_message() {
     );
 }
 
+/// The events of `hark transcribe --partials --format jsonl` on the same
+/// samples as raw s16le on stdin.
+fn transcribe_raw(samples: &[f32]) -> String {
+    let mut child = hark()
+        .args([
+            "transcribe",
+            "--format",
+            "jsonl",
+            "--partials",
+            "--sample-format",
+            "s16le",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let bytes = s16le(samples);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+    let o = child.wait_with_output().expect("wait");
+    writer.join().expect("writer").expect("write");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stdout(&o)
+}
+
+/// (type, text, start, end) of every event that ends by `until_s`.
+fn events_until(jsonl: &str, until_s: f64) -> Vec<(String, String, f64, f64)> {
+    jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .filter(|v| v["end"].as_f64().unwrap_or(f64::MAX) <= until_s)
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["text"].as_str().unwrap_or("").to_string(),
+                v["start"].as_f64().unwrap_or(-1.0),
+                v["end"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect()
+}
+
+// Regression: ring overruns used to be added to the stream time when they
+// were noticed, not where they happened, so every timestamp after the
+// first overrun was wrong (the file plugin is not paced and overruns the
+// ring at once).
 #[test]
-fn listen_runs_on_an_alsa_file_pcm_and_stops_cleanly_on_sigterm() {
-    let mut audio = crate::util::speechlike(3.0, 16000, 11);
+fn listen_on_an_alsa_file_pcm_gives_the_same_events_as_transcribe() {
+    let mut audio = crate::util::wav_samples("e2e/e2e-4-flite-rms.wav");
     audio.extend(std::iter::repeat_n(0.0, 16000 * 2));
-    let (code, _out, err) = listen_on_raw(&audio, 3.0, &[]);
+    let total_s = audio.len() as f64 / 16000.0;
+    let (code, out, err) = listen_on_raw(&audio, 3.0, &["--partials"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // after the file, the plugin repeats its last period (silence) very
+    // fast: compare everything that the file itself decides, i.e. events
+    // ending at least one chunk (plus a frame) before its end
+    let until = total_s - crate::util::model().info.chunk_ms() / 1000.0 - 0.05;
+    let want = events_until(&transcribe_raw(&audio), until);
+    let got = events_until(&out, until);
+    assert!(
+        want.iter().any(|e| e.0 == "final"),
+        "the model gives no final on this speech: {want:?}"
+    );
+    assert_eq!(got, want, "listen:\n{out}\nstderr:\n{err}");
+    // the overrun is reported once (rate-limited), not once per period
+    let warnings = err.lines().filter(|l| l.contains("overrun")).count();
+    assert!(warnings <= 2, "{err}");
+}
+
+// The capture thread allocates its period buffer before its loop and
+// nothing in it. `capture_loop` runs here, in this process, on the ALSA
+// file PCM (not paced: thousands of periods a second, and the ring
+// overruns), and its thread's allocator calls are counted.
+#[test]
+fn the_capture_loop_does_not_allocate() {
+    use hark::audio::alsa::{capture_loop, open_capture};
+    use hark::audio::ring::{Ring, RingStats};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let raw = dir.path().join("speech.raw");
+    let mut audio = crate::util::speechlike(2.0, 16000, 5);
+    audio.extend(std::iter::repeat_n(0.0, 1600));
+    std::fs::write(&raw, s16le(&audio)).expect("write raw");
+    let conf = alsa_config(dir.path(), &raw);
+    // alsa-lib reads this when it first loads its configuration; no other
+    // test uses ALSA inside this process (they run the binary)
+    std::env::set_var("ALSA_CONFIG_PATH", &conf);
+    let cap = open_capture("harktest", 16000).expect("open the file PCM");
+    assert_eq!((cap.rate, cap.channels), (16000, 1));
+    let stats = RingStats::default();
+    let mut ring = Ring::new();
+    let (mut writer, mut reader) = ring.split(&stats);
+    let (stop, failed) = (AtomicBool::new(false), AtomicBool::new(false));
+    let calls = std::thread::scope(|s| {
+        let (stats, stop, failed) = (&stats, &stop, &failed);
+        let capture = s.spawn(move || {
+            let before = crate::alloc_calls();
+            capture_loop(&cap, &mut writer, stats, stop, failed);
+            crate::alloc_calls() - before
+        });
+        let mut buf = vec![0i16; 4096];
+        let start = Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(1500) {
+            let _ = reader.read(&mut buf, 1, |_| Ok(())).expect("read");
+        }
+        stop.store(true, Ordering::Release);
+        capture.join().expect("capture thread")
+    });
+    let periods = (stats.pushed_samples.load(Ordering::Relaxed)
+        + stats.dropped_samples.load(Ordering::Relaxed))
+        / 320;
+    assert!(!failed.load(Ordering::Relaxed));
+    assert!(periods > 1000, "only {periods} periods captured");
+    assert!(calls <= 2, "{calls} allocations for {periods} periods");
 }

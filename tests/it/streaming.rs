@@ -47,8 +47,17 @@ fn strip(events: Vec<Event>) -> Vec<(hark::stream::EventKind, String, i64, i64)>
 
 #[test]
 fn random_piece_sizes_give_the_batch_result() {
-    let audio = speechlike(12.0, 16000, 3);
+    let mut audio = crate::util::speech_with_pauses();
+    audio.extend(speechlike(6.0, 16000, 3));
     let whole = strip(run(&audio, 16000, None));
+    assert!(
+        whole
+            .iter()
+            .filter(|e| e.0 == hark::stream::EventKind::Final && !e.1.is_empty())
+            .count()
+            >= 2,
+        "the comparison needs decoded utterances: {whole:?}"
+    );
     for seed in 0..4 {
         assert_eq!(strip(run(&audio, 16000, Some(seed))), whole, "seed {seed}");
     }
@@ -77,5 +86,68 @@ fn resampled_input_keeps_its_duration() {
     assert!(
         (covered_s - 5.0).abs() <= info.chunk_ms() / 1000.0 + 0.03,
         "covered {covered_s} s"
+    );
+}
+
+#[test]
+fn a_gap_is_reported_once_and_counts_as_elapsed_time() {
+    let audio = crate::util::wav_samples("e2e/e2e-4-flite-rms.wav");
+    let split = 5120 * 2; // two chunks of 16 kHz audio
+    let whole = run(&audio, 16000, None);
+    let cfg = StreamConfig {
+        partials: true,
+        ..StreamConfig::default()
+    };
+    let mut rec = Recognizer::new(model(), 16000, cfg).expect("recognizer");
+    let mut events: Vec<Event> = rec.push(&audio[..split]).expect("push").collect();
+    let before = events.len();
+    rec.note_gap(16000, 16000); // one second lost, e.g. a ring overrun
+    events.extend(rec.push(&audio[split..]).expect("push"));
+    events.extend(rec.finish().expect("finish"));
+    // what came before the gap is untouched
+    assert_eq!(
+        strip(events[..before].to_vec()),
+        strip(whole[..before].to_vec())
+    );
+    let gaps: Vec<f64> = events.iter().map(|e| e.gap_ms).collect();
+    assert_eq!(
+        gaps.iter().filter(|g| **g > 0.0).count(),
+        1,
+        "reported once: {gaps:?}"
+    );
+    assert_eq!(events[before].gap_ms, 1000.0);
+    let end = events.last().map(|e| e.end_s).unwrap_or(0.0);
+    let duration = audio.len() as f64 / 16000.0 + 1.0;
+    assert!(
+        (end - duration).abs() <= model().info.chunk_ms() / 1000.0,
+        "last event ends at {end}, audio and gap last {duration}"
+    );
+}
+
+#[test]
+fn a_gap_shows_in_jsonl_and_text() {
+    let ev = Event {
+        kind: hark::stream::EventKind::Final,
+        text: "set a timer".into(),
+        start_s: 1.2345,
+        end_s: 2.5,
+        latency_ms: 3.21,
+        gap_ms: 250.0,
+    };
+    let mut out = hark::output::Output::new(Vec::new(), hark::output::Format::Jsonl);
+    out.event(&ev, None).expect("write");
+    let line = String::from_utf8(out.into_inner()).expect("utf8");
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("json");
+    assert_eq!(v["type"], "final");
+    assert_eq!(v["text"], "set a timer");
+    assert_eq!(v["start"], 1.235);
+    assert_eq!(v["end"], 2.5);
+    assert_eq!(v["latency_ms"], 3.21);
+    assert_eq!(v["gap_ms"], 250.0);
+    let mut out = hark::output::Output::new(Vec::new(), hark::output::Format::Text);
+    out.event(&ev, None).expect("write");
+    assert_eq!(
+        String::from_utf8(out.into_inner()).expect("utf8"),
+        "[gap 250 ms] set a timer\n"
     );
 }

@@ -51,6 +51,32 @@ pub fn speechlike(seconds: f64, rate: u32, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Mono 16-bit samples of a committed test WAV, as f32 in [-1, 1).
+pub fn wav_samples(name: &str) -> Vec<f32> {
+    let mut r = hound::WavReader::open(data(name)).expect("test wav");
+    r.samples::<i16>()
+        .map(|s| s.map(|v| v as f32 / 32768.0).unwrap_or(0.0))
+        .collect()
+}
+
+/// All committed e2e speech files, each followed by a second of silence
+/// (about 26 s: utterances, endpoints, partials and finals).
+pub fn speech_with_pauses() -> Vec<f32> {
+    let mut names: Vec<String> = std::fs::read_dir(data("e2e"))
+        .expect("e2e dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wav"))
+        .collect();
+    names.sort();
+    let mut audio = Vec::new();
+    for n in names {
+        audio.extend(wav_samples(&format!("e2e/{n}")));
+        audio.extend(std::iter::repeat_n(0.0, 16000));
+    }
+    audio
+}
+
 pub fn write_wav(path: &Path, samples: &[f32], rate: u32, channels: u16, bits: u16, float: bool) {
     let spec = hound::WavSpec {
         channels,
