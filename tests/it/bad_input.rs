@@ -6,7 +6,9 @@ use std::process::Stdio;
 
 use prost::Message;
 
-use crate::util::{hark, run, speechlike, stderr, stdout, write_wav};
+use crate::util::{
+    hark, run, spawn_piped, speechlike, stderr, stdout, transcribe_tsv, tsv_text, write_wav,
+};
 
 fn assert_clean_failure(o: &std::process::Output, code: i32, needle: &str) {
     let err = stderr(o);
@@ -77,13 +79,7 @@ fn every_common_wav_format_gives_the_same_transcript() {
     let audio = speechlike(4.0, 16000, 2);
     let reference = dir.path().join("ref.wav");
     write_wav(&reference, &audio, 16000, 1, 16, false);
-    let want = stdout(&run(&[
-        "transcribe",
-        "--format",
-        "tsv",
-        reference.to_str().expect("utf8"),
-    ]));
-    let want_text = want.split('\t').nth(1).unwrap_or("").to_string();
+    let want_text = transcribe_tsv(&reference);
     for (name, bits, float, channels) in [
         ("s8.wav", 8, false, 1),
         ("s24.wav", 24, false, 1),
@@ -93,12 +89,10 @@ fn every_common_wav_format_gives_the_same_transcript() {
     ] {
         let p = dir.path().join(name);
         write_wav(&p, &audio, 16000, channels, bits, float);
-        let o = run(&["transcribe", "--format", "tsv", p.to_str().expect("utf8")]);
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
-        let got = stdout(&o);
+        let got = transcribe_tsv(&p);
         // 8-bit quantization changes the audio a little; the others are exact or near
         if bits != 8 {
-            assert_eq!(got.split('\t').nth(1).unwrap_or(""), want_text, "{name}");
+            assert_eq!(got, want_text, "{name}");
         }
     }
     // stereo 44.1 kHz: resampled and mixed down, runs to completion
@@ -186,28 +180,17 @@ fn raw_stdin_equals_the_same_audio_as_wav() {
     let audio = speechlike(3.0, 16000, 4);
     let wav = dir.path().join("a.wav");
     write_wav(&wav, &audio, 16000, 1, 32, true);
-    let from_wav = stdout(&run(&[
+    let from_wav = transcribe_tsv(&wav);
+    let mut child = spawn_piped(&[
         "transcribe",
         "--format",
         "tsv",
-        wav.to_str().expect("utf8"),
-    ]));
-    let mut child = hark()
-        .args([
-            "transcribe",
-            "--format",
-            "tsv",
-            "--sample-format",
-            "f32le",
-            "--rate",
-            "16000",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+        "--sample-format",
+        "f32le",
+        "--rate",
+        "16000",
+        "-",
+    ]);
     let bytes: Vec<u8> = audio.iter().flat_map(|s| s.to_le_bytes()).collect();
     child
         .stdin
@@ -217,7 +200,7 @@ fn raw_stdin_equals_the_same_audio_as_wav() {
         .expect("write");
     let o = child.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o).split('\t').nth(1), from_wav.split('\t').nth(1));
+    assert_eq!(tsv_text(&stdout(&o)), from_wav);
 }
 
 #[test]

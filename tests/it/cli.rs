@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{hark, run, speechlike, stderr, stdout, write_wav};
+use crate::util::{hark, run, spawn_transcribe_stdin, speechlike, stderr, stdout, write_wav};
 
 #[test]
 fn bad_flags_exit_2() {
@@ -99,21 +99,7 @@ fn speech_f32le() -> Vec<u8> {
 // comes from the signal, not from the end of the input.
 #[test]
 fn sigterm_while_speaking_prints_the_final_of_the_open_utterance() {
-    let mut child = hark()
-        .args([
-            "transcribe",
-            "--format",
-            "jsonl",
-            "--partials",
-            "--sample-format",
-            "f32le",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_transcribe_stdin("f32le");
     let speech = speech_f32le();
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || {
@@ -210,21 +196,7 @@ fn sigterm_while_speaking_prints_the_final_of_the_open_utterance() {
 // closed its end.
 #[test]
 fn sigterm_ends_a_read_of_a_stalled_stdin_and_flushes() {
-    let mut child = hark()
-        .args([
-            "transcribe",
-            "--format",
-            "jsonl",
-            "--partials",
-            "--sample-format",
-            "f32le",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_transcribe_stdin("f32le");
     let speech = speech_f32le();
     let mut stdin = child.stdin.take().expect("stdin");
     // two thirds of the sentence, then the pipe stays open with no data

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::util::{hark, stderr, stdout};
+use crate::util::{hark, spawn_transcribe_stdin, stderr, stdout};
 
 /// Write an ALSA config that includes the system configuration and adds
 /// `pcm.harktest`, capturing s16le mono 16 kHz from `raw`.
@@ -73,21 +73,7 @@ fn nonexistent_device_is_exit_2_with_a_clear_message() {
 /// The events of `hark transcribe --partials --format jsonl` on the same
 /// samples as raw s16le on stdin.
 fn transcribe_raw(samples: &[f32]) -> String {
-    let mut child = hark()
-        .args([
-            "transcribe",
-            "--format",
-            "jsonl",
-            "--partials",
-            "--sample-format",
-            "s16le",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_transcribe_stdin("s16le");
     let bytes = s16le(samples);
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || stdin.write_all(&bytes));

@@ -1,7 +1,7 @@
 //! Shared helpers: the bundled model, synthetic audio, running the binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 
 use hark::model::Model;
@@ -119,6 +119,53 @@ pub fn run(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run hark")
+}
+
+/// Start hark with stdin, stdout and stderr piped.
+pub fn spawn_piped(args: &[&str]) -> Child {
+    hark()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hark")
+}
+
+/// `hark transcribe --format jsonl --partials` on raw PCM from stdin.
+pub fn spawn_transcribe_stdin(sample_format: &str) -> Child {
+    spawn_piped(&[
+        "transcribe",
+        "--format",
+        "jsonl",
+        "--partials",
+        "--sample-format",
+        sample_format,
+        "-",
+    ])
+}
+
+/// The transcript field of `hark transcribe --format tsv FILE` (exit 0 checked).
+pub fn transcribe_tsv(path: &Path) -> String {
+    let o = run(&[
+        "transcribe",
+        "--format",
+        "tsv",
+        path.to_str().expect("utf8"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}: {}",
+        path.display(),
+        stderr(&o)
+    );
+    tsv_text(&stdout(&o)).to_string()
+}
+
+/// The transcript field of one TSV line (`FILE<TAB>TRANSCRIPT\n`).
+pub fn tsv_text(line: &str) -> &str {
+    line.split('\t').nth(1).unwrap_or("").trim_end_matches('\n')
 }
 
 pub fn stderr(o: &Output) -> String {
