@@ -14,7 +14,7 @@ use hark::audio::wav::WavSource;
 use hark::audio::SampleSource;
 use hark::cli::{Cli, Command, ModelArgs, SampleFormatArg};
 use hark::error::{HarkError, Result};
-use hark::model::{read_metadata, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME};
+use hark::model::{read_info, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME};
 use hark::output::{Format, Output};
 
 fn main() {
@@ -173,17 +173,17 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
         Command::Model { path } => {
             let (bytes, source) = match &path {
                 Some(p) => (
-                    std::fs::read(p).map_err(|e| {
+                    std::borrow::Cow::Owned(std::fs::read(p).map_err(|e| {
                         HarkError::Model(format!("cannot read {}: {e}", p.display()))
-                    })?,
+                    })?),
                     p.display().to_string(),
                 ),
-                None => (BUNDLED_MODEL.to_vec(), BUNDLED_MODEL_NAME.to_string()),
+                None => (
+                    std::borrow::Cow::Borrowed(BUNDLED_MODEL),
+                    BUNDLED_MODEL_NAME.to_string(),
+                ),
             };
-            let (_, meta) =
-                read_metadata(&bytes).map_err(|e| HarkError::Model(format!("{source}: {e}")))?;
-            let info = ModelInfo::from_metadata(&meta)
-                .map_err(|e| HarkError::Model(format!("{source}: {e}")))?;
+            let (_, info) = read_info(&bytes, &source)?;
             print_model(&source, bytes.len(), &info).map_err(|_| HarkError::OutputClosed)
         }
     }

@@ -266,6 +266,18 @@ pub fn read_metadata(bytes: &[u8]) -> Result<(ModelProto, HashMap<String, String
     Ok((proto, meta))
 }
 
+/// Parse an ONNX file and validate its contract metadata; errors name
+/// `source` (a path or the bundled name).
+pub fn read_info(bytes: &[u8], source: &str) -> Result<(ModelProto, ModelInfo)> {
+    let named = |e: HarkError| match e {
+        HarkError::Model(m) => HarkError::Model(format!("{source}: {m}")),
+        other => other,
+    };
+    let (proto, meta) = read_metadata(bytes).map_err(named)?;
+    let info = ModelInfo::from_metadata(&meta).map_err(named)?;
+    Ok((proto, info))
+}
+
 impl Model {
     pub fn load_path(path: &std::path::Path) -> Result<Arc<Model>> {
         let bytes = std::fs::read(path)
@@ -279,14 +291,7 @@ impl Model {
 
     pub fn load_bytes(bytes: &[u8], source: &str) -> Result<Arc<Model>> {
         let ctx = |e: TractError| HarkError::Model(format!("{source}: {e:#}"));
-        let (proto, meta) = read_metadata(bytes).map_err(|e| match e {
-            HarkError::Model(m) => HarkError::Model(format!("{source}: {m}")),
-            other => other,
-        })?;
-        let info = ModelInfo::from_metadata(&meta).map_err(|e| match e {
-            HarkError::Model(m) => HarkError::Model(format!("{source}: {m}")),
-            other => other,
-        })?;
+        let (proto, info) = read_info(bytes, source)?;
         let mut model = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .map_err(ctx)?;
