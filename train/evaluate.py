@@ -60,6 +60,15 @@ def load_audio(path: pathlib.Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.float32)
 
 
+def pad_to_chunks(feats: np.ndarray, chunk: int, pad_value: float = FB.PAD_FRAME_VALUE) -> np.ndarray:
+    """Pad feature frames to whole chunks (at least one) with padding frames."""
+    n = feats.shape[0]
+    total = max(1, -(-n // chunk)) * chunk
+    out = np.full((total, feats.shape[1]), pad_value, dtype=np.float32)
+    out[:n] = feats
+    return out
+
+
 class Recognizer:
     def __init__(self, path):
         self.meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
@@ -72,18 +81,20 @@ class Recognizer:
         self.blank = int(self.meta["hark.blank_id"])
         self.out_names = [o.name for o in self.sess.get_outputs()]
 
-    def transcribe(self, wave: np.ndarray) -> str:
-        feats = FB.fbank(wave).numpy()
-        n = feats.shape[0]
-        total = max(1, -(-n // self.chunk)) * self.chunk
-        padded = np.full((total, feats.shape[1]), float(self.meta["hark.pad_frame_value"]), np.float32)
-        padded[:n] = feats
+    def log_probs(self, feats: np.ndarray) -> np.ndarray:
+        """Run feature frames chunk by chunk from the initial state, padded
+        as the contract says; returns [output frames, tokens]."""
+        padded = pad_to_chunks(feats, self.chunk, float(self.meta["hark.pad_frame_value"]))
         cur = {s["input"]: np.full(s["shape"], s["init"], np.float32) for s in self.states}
-        best = []
-        for i in range(0, total, self.chunk):
+        outs = []
+        for i in range(0, padded.shape[0], self.chunk):
             res = dict(zip(self.out_names, self.sess.run(None, {"feats": padded[None, i : i + self.chunk], **cur})))
-            best += res["log_probs"][0].argmax(-1).tolist()
+            outs.append(res["log_probs"][0])
             cur = {s["input"]: res[s["output"]] for s in self.states}
+        return np.concatenate(outs)
+
+    def transcribe(self, wave: np.ndarray) -> str:
+        best = self.log_probs(FB.fbank(wave).numpy()).argmax(-1).tolist()
         text, prev = [], self.blank
         for t in best:
             if t != prev and t != self.blank:

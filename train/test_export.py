@@ -9,13 +9,13 @@ import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
+from evaluate import Recognizer, pad_to_chunks  # noqa: E402
 from export import export  # noqa: E402
 from model import HarkModel, ModelConfig  # noqa: E402
 
@@ -52,28 +52,8 @@ def speechlike_feats(frames, seed=1):
     return FB.fbank(wave).numpy()
 
 
-def pad_to_chunks(feats, chunk):
-    n = feats.shape[0]
-    total = -(-n // chunk) * chunk
-    out = np.full((total, feats.shape[1]), FB.PAD_FRAME_VALUE, dtype=np.float32)
-    out[:n] = feats
-    return out
-
-
-def run_onnx_streaming(path, feats, meta):
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    chunk = int(meta["hark.chunk_frames"])
-    states = json.loads(meta["hark.states"])
-    cur = {s["input"]: np.full(s["shape"], s["init"], dtype=np.float32) for s in states}
-    outs = []
-    padded = pad_to_chunks(feats, chunk)
-    for i in range(0, padded.shape[0], chunk):
-        res = sess.run(None, {"feats": padded[None, i : i + chunk], **cur})
-        names = [o.name for o in sess.get_outputs()]
-        by_name = dict(zip(names, res))
-        outs.append(by_name["log_probs"][0])
-        cur = {s["input"]: by_name[s["output"]] for s in states}
-    return np.concatenate(outs), cur
+def run_onnx_streaming(path, feats):
+    return Recognizer(path).log_probs(feats)
 
 
 def metadata(path):
@@ -85,9 +65,8 @@ def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk):
     model = small_model()
     path = tmp_path / "m.onnx"
     export(model, path, chunk_frames=chunk, name="test")
-    meta = metadata(path)
     feats = speechlike_feats(203)  # not a multiple of any chunk size
-    streamed, _ = run_onnx_streaming(path, feats, meta)
+    streamed = run_onnx_streaming(path, feats)
     with torch.no_grad():
         whole = model(torch.from_numpy(pad_to_chunks(feats, chunk))[None])[0][0].numpy()
     assert streamed.shape == whole.shape == (pad_to_chunks(feats, chunk).shape[0] // 4, len(model.cfg.vocab))
@@ -100,7 +79,7 @@ def test_no_downsampler_variant_streams_too(tmp_path):
     path = tmp_path / "m.onnx"
     export(model, path, chunk_frames=16, name="test-ds1")
     feats = speechlike_feats(100)
-    streamed, _ = run_onnx_streaming(path, feats, metadata(path))
+    streamed = run_onnx_streaming(path, feats)
     with torch.no_grad():
         whole = model(torch.from_numpy(pad_to_chunks(feats, 16))[None])[0][0].numpy()
     assert np.max(np.abs(streamed - whole)) < 1e-3
@@ -154,5 +133,5 @@ def test_shipped_model_follows_the_contract():
     assert not [k for k in REQUIRED_KEYS if k not in meta]
     assert SHIPPED.stat().st_size < 20 * 1024 * 1024
     feats = speechlike_feats(100)
-    streamed, _ = run_onnx_streaming(SHIPPED, feats, meta)
+    streamed = run_onnx_streaming(SHIPPED, feats)
     assert np.isfinite(streamed).all()
