@@ -26,6 +26,8 @@ pub enum Command {
     Listen(ListenArgs),
     /// List ALSA capture devices.
     Devices,
+    /// Measure load time, per-chunk latency, real-time factor and memory.
+    Bench(BenchArgs),
     /// Print what a model file declares (the bundled model without PATH).
     Model {
         /// Model file (ONNX with hark contract metadata).
@@ -94,4 +96,31 @@ pub struct ListenArgs {
     /// Output format: text or jsonl.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Endpoint rules, as for listen (partials are always on).
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Inference threads (tract runs single-threaded in this build: 1).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Audio delivered per push, in milliseconds, as a sound card's period;
+    /// the model's chunk size when omitted.
+    #[arg(long)]
+    pub chunk_ms: Option<u32>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+    pub format: BenchFormat,
+    /// WAV files; the sample embedded in the binary when none are given.
+    pub files: Vec<PathBuf>,
 }

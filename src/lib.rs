@@ -3,6 +3,7 @@
 //! same code. See docs/model-contract.md for the model file it runs.
 
 pub mod audio;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod decode;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod frontend;
 pub mod listen;
 pub mod model;
+pub mod notify;
 pub mod output;
 pub mod recognizer;
 pub mod stream;

@@ -14,6 +14,7 @@ use crate::audio::mix_down;
 use crate::audio::ring::{Ring, RingItem, RingStats};
 use crate::error::{HarkError, Result};
 use crate::model::Model;
+use crate::notify::{self, Watchdog};
 use crate::recognizer::Recognizer;
 use crate::stream::{Event, StreamConfig};
 
@@ -28,7 +29,8 @@ pub struct ListenReport {
 const OVERRUN_WARNING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Capture from `device` and recognize until `stop` is set; `on_ready` is
-/// called once the device is open and the model loaded (readiness).
+/// called once the device is open and the model loaded (readiness). Under
+/// systemd the recognizer loop feeds the watchdog and reports stopping.
 pub fn listen(
     model: &Arc<Model>,
     device: &str,
@@ -67,6 +69,8 @@ pub fn listen(
         at: None,
     };
     let mut result: Result<()> = Ok(());
+    let mut watchdog = Watchdog::from_env();
+    let mut stopping = false;
 
     std::thread::scope(|s| {
         let (stats_ref, cstop, cfailed) = (&stats, &capture_stop, &failed);
@@ -85,7 +89,12 @@ pub fn listen(
             let capturing = !stop.load(Ordering::Relaxed) && !failed.load(Ordering::Acquire);
             if !capturing {
                 capture_stop.store(true, Ordering::Release);
+                if !stopping {
+                    notify::stopping();
+                    stopping = true;
+                }
             }
+            watchdog.feed();
             warned.check(&stats, channels, rate);
             let n = match reader.read(&mut raw, channels, |item| {
                 bufs.feed(item, &mut rec, &mut on_event)

@@ -12,7 +12,8 @@ use clap::Parser;
 use hark::audio::stdin::{RawFormat, RawSource};
 use hark::audio::wav::WavSource;
 use hark::audio::SampleSource;
-use hark::cli::{Cli, Command, ModelArgs, SampleFormatArg};
+use hark::bench::BenchAudio;
+use hark::cli::{BenchFormat, Cli, Command, ModelArgs, SampleFormatArg};
 use hark::error::{HarkError, Result};
 use hark::model::{read_info, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME};
 use hark::output::{Format, Output};
@@ -145,11 +146,12 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 cfg,
                 stop,
                 |rate, ch| {
-                    log::info!(
-                        "ready: model {} on `{}` ({rate} Hz, {ch} ch)",
-                        model.info.name,
-                        a.device
-                    )
+                    let status = format!(
+                        "listening: model {} on `{}` ({rate} Hz, {ch} ch)",
+                        model.info.name, a.device
+                    );
+                    log::info!("{status}");
+                    hark::notify::ready(&status);
                 },
                 |ev| out.event(ev, None).map_err(HarkError::from),
             )?;
@@ -161,6 +163,30 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Bench(a) => {
+            let cfg = hark::config::stream_config(&a.decode)?;
+            let audio = if a.files.is_empty() {
+                vec![BenchAudio::bundled()?]
+            } else {
+                a.files
+                    .iter()
+                    .map(|f| {
+                        let label = f.display().to_string();
+                        BenchAudio::read(label, &mut WavSource::open(f)?)
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let report =
+                hark::bench::run(|| load_model(&a.model), &audio, cfg, a.chunk_ms, a.threads)?;
+            let mut o = std::io::stdout().lock();
+            match a.format {
+                BenchFormat::Table => hark::bench::write_table(&report, &mut o),
+                BenchFormat::Json => serde_json::to_writer_pretty(&mut o, &report)
+                    .map_err(std::io::Error::other)
+                    .and_then(|_| writeln!(o)),
+            }
+            .map_err(|_| HarkError::OutputClosed)
         }
         Command::Devices => {
             let devices = hark::audio::alsa::list_capture_devices()?;

@@ -32,6 +32,11 @@ impl Recognizer {
         &self.stream
     }
 
+    /// Model and decoding time since the last call (see `Stream::take_timing`).
+    pub fn take_timing(&mut self) -> crate::stream::StepTiming {
+        self.stream.take_timing()
+    }
+
     /// Input lost upstream, in samples at the input rate.
     pub fn note_gap(&mut self, samples: u64, input_rate: u32) {
         let model_rate = self.stream.model().info.sample_rate_hz() as u64;

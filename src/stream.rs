@@ -5,7 +5,7 @@
 //! recognizer thread; the `Model` is shared read-only.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tract_onnx::prelude::Tensor;
 
@@ -36,6 +36,18 @@ pub struct Event {
     pub latency_ms: f64,
     /// Input lost (ring overrun) since the previous event, in milliseconds.
     pub gap_ms: f64,
+    /// End of the last token's output frame (the end of speech for a final),
+    /// when the event has tokens.
+    pub speech_end_s: Option<f64>,
+}
+
+/// Compute spent in model steps and in CTC decoding plus endpointing since
+/// the last `Stream::take_timing` (for `hark bench`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepTiming {
+    pub steps: u32,
+    pub model: Duration,
+    pub decode: Duration,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -62,6 +74,7 @@ struct Core {
     arrival: Instant,
     error: Option<crate::error::HarkError>,
     chunks_run: u64,
+    timing: StepTiming,
 }
 
 pub struct Stream {
@@ -92,6 +105,7 @@ impl Stream {
             arrival: Instant::now(),
             error: None,
             chunks_run: 0,
+            timing: StepTiming::default(),
             cfg,
             model: model.clone(),
         };
@@ -108,6 +122,11 @@ impl Stream {
     /// Model steps run so far.
     pub fn chunks_run(&self) -> u64 {
         self.core.chunks_run
+    }
+
+    /// Model and decoding time since the last call; resets the counters.
+    pub fn take_timing(&mut self) -> StepTiming {
+        std::mem::take(&mut self.core.timing)
     }
 
     /// Record input lost before the next samples (e.g. a ring overrun).
@@ -193,15 +212,26 @@ impl Core {
             end_s: self.time_s(self.ctc.frame),
             latency_ms: self.arrival.elapsed().as_secs_f64() * 1000.0,
             gap_ms: self.gap_samples_pending as f64 * 1000.0 / self.sample_rate,
+            speech_end_s: self.ctc.tokens.last().map(|t| self.time_s(t.frame + 1)),
         };
         self.gap_samples_pending = 0;
         ev
     }
 
     fn run_chunk(&mut self, events: &mut Vec<Event>) -> Result<()> {
+        let t0 = Instant::now();
         self.model
             .step(&self.feats, &mut self.state, &mut self.log_probs)?;
+        let t1 = Instant::now();
         self.chunks_run += 1;
+        let result = self.decode_chunk(events);
+        self.timing.steps += 1;
+        self.timing.model += t1 - t0;
+        self.timing.decode += t1.elapsed();
+        result
+    }
+
+    fn decode_chunk(&mut self, events: &mut Vec<Event>) -> Result<()> {
         let vocab = self.tokens.len();
         let changed = self.ctc.accept(&self.log_probs, vocab);
         if self.cfg.partials && changed {

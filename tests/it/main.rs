@@ -8,8 +8,10 @@ mod cli;
 mod e2e;
 mod fbank;
 mod listen;
+mod notify;
 mod ring;
 mod streaming;
+mod systemd;
 mod util;
 
 use std::alloc::{GlobalAlloc, Layout, System};

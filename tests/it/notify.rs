@@ -1,0 +1,93 @@
+//! systemd notifications against a fake NOTIFY_SOCKET (a Unix datagram
+//! socket this test listens on): READY=1 once the model is loaded and the
+//! device open, WATCHDOG=1 at half of WATCHDOG_USEC while recognizing,
+//! STOPPING=1 on SIGTERM, then exit 0.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::listen::{alsa_config, s16le};
+use crate::util::{hark, speechlike, stderr};
+
+fn messages_until(sock: &UnixDatagram, deadline: Instant, out: &mut Vec<String>) {
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let _ = sock.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match sock.recv(&mut buf) {
+            Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => break,
+        }
+    }
+}
+
+#[test]
+fn listen_notifies_ready_feeds_the_watchdog_and_reports_stopping() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let raw = dir.path().join("speech.raw");
+    std::fs::write(&raw, s16le(&speechlike(3.0, 16000, 7))).expect("write raw");
+    let conf = alsa_config(dir.path(), &raw);
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
+
+    let child = hark()
+        .args(["listen", "--device", "harktest", "--format", "jsonl"])
+        .env("ALSA_CONFIG_PATH", &conf)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+
+    let mut before = Vec::new();
+    messages_until(&sock, Instant::now() + Duration::from_secs(3), &mut before);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut after = Vec::new();
+    messages_until(&sock, Instant::now() + Duration::from_secs(2), &mut after);
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let first = before.first().map(String::as_str).unwrap_or("");
+    assert!(
+        first.lines().any(|l| l == "READY=1") && first.contains("STATUS=listening"),
+        "first notification should be readiness: {before:?}"
+    );
+    let pings = before.iter().filter(|m| m.as_str() == "WATCHDOG=1").count();
+    // 3 s at one keep-alive per 100 ms; allow for start-up and a slow machine
+    assert!(pings >= 5, "{pings} watchdog keep-alives in 3 s: {before:?}");
+    assert!(
+        after.iter().any(|m| m.lines().any(|l| l == "STOPPING=1")),
+        "no STOPPING=1 after SIGTERM: {after:?}"
+    );
+}
+
+#[test]
+fn without_notify_socket_listen_runs_as_before() {
+    // the other listen tests run without NOTIFY_SOCKET; this checks that a
+    // socket path nobody listens on is a warning, not a failure
+    let dir = tempfile::tempdir().expect("tmp");
+    let raw = dir.path().join("speech.raw");
+    std::fs::write(&raw, s16le(&speechlike(1.0, 16000, 8))).expect("write raw");
+    let conf = alsa_config(dir.path(), &raw);
+    let child = hark()
+        .args(["listen", "--device", "harktest"])
+        .env("ALSA_CONFIG_PATH", &conf)
+        .env("NOTIFY_SOCKET", dir.path().join("nobody.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("systemd notification failed"), "{}", stderr(&o));
+}
