@@ -9,7 +9,7 @@ if command -v apt-get >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        build-essential pkg-config libasound2-dev libasound2-plugins alsa-utils sox python3-venv >/dev/null
+        build-essential pkg-config libasound2-dev libasound2-plugins alsa-utils sox python3-venv systemd >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
