@@ -327,7 +327,9 @@ fn machine() -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
-        .find(|l| l.starts_with("model name") || l.starts_with("Model") || l.starts_with("Hardware"))
+        .find(|l| {
+            l.starts_with("model name") || l.starts_with("Model") || l.starts_with("Hardware")
+        })
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
@@ -353,7 +355,11 @@ pub fn peak_rss_kib() -> Option<u64> {
 /// The report as a human-readable table.
 pub fn write_table(r: &BenchReport, w: &mut impl std::io::Write) -> std::io::Result<()> {
     let m = &r.machine;
-    writeln!(w, "machine      {} ({} cores, {}), {}", m.cpu, m.cores, m.arch, m.backend)?;
+    writeln!(
+        w,
+        "machine      {} ({} cores, {}), {}",
+        m.cpu, m.cores, m.arch, m.backend
+    )?;
     if let Some(b) = r.binary_bytes {
         writeln!(w, "binary       {:.1} MB", b as f64 / 1e6)?;
     }
@@ -364,7 +370,11 @@ pub fn write_table(r: &BenchReport, w: &mut impl std::io::Write) -> std::io::Res
         r.model_bytes as f64 / 1e6,
         r.model_macs_per_second as f64 / 1e6
     )?;
-    writeln!(w, "load         {:.1} ms (parse, optimize, plan)", r.load_ms)?;
+    writeln!(
+        w,
+        "load         {:.1} ms (parse, optimize, plan)",
+        r.load_ms
+    )?;
     writeln!(
         w,
         "audio        {:.1} s in {} file(s), {} ms periods, {:.0} ms model chunks",
@@ -378,7 +388,11 @@ pub fn write_table(r: &BenchReport, w: &mut impl std::io::Write) -> std::io::Res
         "speed        RTF {:.4} ({:.1} s compute), {:.0} real-time streams per core",
         r.real_time_factor, r.compute_s, r.streams_per_core
     )?;
-    writeln!(w, "{:<26}{:>8}{:>9}{:>9}{:>9}{:>9}", "latency (ms)", "n", "p50", "p95", "p99", "max")?;
+    writeln!(
+        w,
+        "{:<26}{:>8}{:>9}{:>9}{:>9}{:>9}",
+        "latency (ms)", "n", "p50", "p95", "p99", "max"
+    )?;
     let rows = [
         ("chunk compute, total", &r.chunk_ms_total),
         ("  model step", &r.chunk_ms_model),
@@ -410,7 +424,11 @@ pub fn write_table(r: &BenchReport, w: &mut impl std::io::Write) -> std::io::Res
         )?;
     }
     if let Some(kib) = r.peak_rss_kib {
-        writeln!(w, "peak memory  {:.1} MiB resident (VmHWM)", kib as f64 / 1024.0)?;
+        writeln!(
+            w,
+            "peak memory  {:.1} MiB resident (VmHWM)",
+            kib as f64 / 1024.0
+        )?;
     }
     for f in &r.files {
         writeln!(w, "{}\t{:.2} s\t{}", f.file, f.audio_s, f.transcript)?;
