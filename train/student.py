@@ -54,7 +54,7 @@ sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
 from model import BLANK_ID, TOKENS  # noqa: E402
-from train import encode, greedy  # noqa: E402
+from train import encode, greedy, make_batches  # noqa: E402
 from wer import edit_distance  # noqa: E402
 
 
@@ -382,24 +382,6 @@ def evaluate(model, data, multiple, max_utts=400):
     return werr / max(wtot, 1), cerr / max(ctot, 1), hyps
 
 
-def batches_of(koff, max_frames, rng, max_len=1500):
-    lens = np.diff(koff)
-    ids = [i for i in range(len(lens)) if 16 <= lens[i] <= max_len]
-    ids.sort(key=lambda i: (lens[i], rng.random()))
-    out, cur, cur_max = [], [], 0
-    for i in ids:
-        m = max(cur_max, lens[i])
-        if cur and m * (len(cur) + 1) > max_frames:
-            out.append(cur)
-            cur, m = [], lens[i]
-        cur.append(i)
-        cur_max = m
-    if cur:
-        out.append(cur)
-    rng.shuffle(out)
-    return out
-
-
 def load_student(path) -> WhisperStudent:
     ck = torch.load(path, map_location="cpu", weights_only=False)
     model = WhisperStudent(StudentConfig(**ck["config"]))
@@ -486,7 +468,9 @@ def main():
     model.train()
     done = False
     while step < a.steps and not done:
-        for bi, ids in enumerate(batches_of(train[1], a.batch_frames, random.Random(a.seed + epoch))):
+        batches = make_batches(train[1], a.batch_frames, random.Random(a.seed + epoch),
+                               max_len_frames=1500, min_len_frames=16)
+        for bi, ids in enumerate(batches):
             if step >= a.steps or time.time() > deadline:
                 done = True
                 break

@@ -95,9 +95,9 @@ def spec_augment(x, lens_frames, rng):
     return x
 
 
-def make_batches(offsets, max_frames, rng, max_len_frames=2000):
+def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8):
     lens = np.diff(offsets)
-    ids = [i for i in range(len(lens)) if 8 <= lens[i] <= max_len_frames]
+    ids = [i for i in range(len(lens)) if min_len_frames <= lens[i] <= max_len_frames]
     ids.sort(key=lambda i: (lens[i], rng.random()))
     batches, cur, cur_max = [], [], 0
     for i in ids:
