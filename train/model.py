@@ -16,7 +16,11 @@ its windowed variant are re-implemented here from their equations:
     h_t = c([f(x_t), mean_{u<=t} s(x_u), mean_{t-W<u<=t} s(x_u)])
 with f, s linear+GELU and c linear; the global mean is causal (a running sum
 and count carried as state), the window mean covers the last W frames
-(the last W-1 values of s carried as state).
+(the last W-1 values of s carried as state). The means are order-blind, and
+the conv front end sees only ~110 ms, so f gets local order from a causal
+depthwise convolution over the last K frames (K=5, 400 ms at 80 ms; the
+last K-1 inputs carried as state), as the papers' Conformer-style variants
+pair SummaryMixing with a convolution module.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -38,6 +42,7 @@ class ModelConfig:
     num_layers: int = 6
     ff_mult: int = 3
     window: int = 12  # WSM window in context frames (12 x 80 ms ~ 1 s)
+    conv_kernel: int = 5  # causal depthwise conv before the local branch (0: none)
     downsample: int = 2  # 1: no downsampler; 2: 40 ms -> 80 ms
     heads: int = 4  # mhsa only
     dropout: float = 0.1
@@ -80,6 +85,9 @@ class WSMBlock(nn.Module):
         d = cfg.d_model
         self.window = cfg.window
         self.norm1 = nn.LayerNorm(d)
+        self.kernel = cfg.conv_kernel
+        if self.kernel:
+            self.dwconv = nn.Conv1d(d, d, self.kernel, groups=d)
         self.local = nn.Linear(d, d)
         self.summary = nn.Linear(d, d)
         self.combine = nn.Linear(3 * d, d)
@@ -88,12 +96,18 @@ class WSMBlock(nn.Module):
         self.ff2 = nn.Linear(cfg.ff_mult * d, d)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, s_sum, s_count, s_win):
-        # x [B, N, D]; s_sum [B, 1, D]; s_count [B, 1, 1]; s_win [B, W-1, D]
+    def forward(self, x, s_sum, s_count, s_win, s_conv=None):
+        # x [B, N, D]; s_sum [B, 1, D]; s_count [B, 1, 1]; s_win [B, W-1, D];
+        # s_conv [B, K-1, D] (the last K-1 normalized inputs) when K > 0
         n = x.shape[1]
         w = self.window
         y = self.norm1(x)
-        f = gelu(self.local(y))
+        if self.kernel:
+            yc = torch.cat([s_conv, y], dim=1)  # [B, K-1+N, D]
+            new_conv = yc[:, -(self.kernel - 1) :, :]
+            f = gelu(self.local(self.dwconv(yc.transpose(1, 2)).transpose(1, 2)))
+        else:
+            f = gelu(self.local(y))
         s = gelu(self.summary(y))
         # Causal running mean: lower-triangular sums (a matmul, so the same
         # ops run in training and in the exported chunk).
@@ -113,7 +127,8 @@ class WSMBlock(nn.Module):
         h = self.combine(torch.cat([f, g, wmean], dim=2))
         x = x + self.drop(h)
         x = x + self.drop(self.ff2(self.drop(gelu(self.ff1(self.norm2(x))))))
-        return x, total[:, -1:, :], s_count + float(n), ext[:, -(w - 1) :, :]
+        out = [x, total[:, -1:, :], s_count + float(n), ext[:, -(w - 1) :, :]]
+        return out + [new_conv] if self.kernel else out
 
 
 class MHSABlock(nn.Module):
@@ -173,6 +188,8 @@ class HarkModel(nn.Module):
                     (f"state_l{i}_count", (1, 1), 0.0),
                     (f"state_l{i}_win", (cfg.window - 1, cfg.d_model), 0.0),
                 ]
+                if cfg.conv_kernel:
+                    specs.append((f"state_l{i}_conv", (cfg.conv_kernel - 1, cfg.d_model), 0.0))
         return specs
 
     def initial_state(self, batch: int = 1):
@@ -190,9 +207,10 @@ class HarkModel(nn.Module):
         x = self.down(x).transpose(1, 2)  # [B, N, D]
         new_state = [st1, st2]
         if cfg.arch == "wsm":
+            k = 4 if cfg.conv_kernel else 3  # state tensors per block
             for i, blk in enumerate(self.blocks):
-                x, a, b, c = blk(x, *state[2 + 3 * i : 5 + 3 * i])
-                new_state += [a, b, c]
+                x, *st = blk(x, *state[2 + k * i : 2 + k * (i + 1)])
+                new_state += st
         else:
             for blk in self.blocks:
                 x = blk(x)
@@ -218,6 +236,7 @@ def macs_per_second(cfg: ModelConfig) -> int:
         # local, summary, combiner, feed-forward; the window/global means are
         # O(W*D) additions per frame when computed incrementally.
         per_frame = d * d * 2 + 3 * d * d + 2 * cfg.ff_mult * d * d + cfg.window * d
+        per_frame += cfg.conv_kernel * d
     else:
         per_frame = 4 * d * d + 2 * cfg.ff_mult * d * d  # + attention, grows with length
     macs += per_frame * cfg.num_layers * ctx_fps

@@ -74,10 +74,12 @@ def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk):
     assert (streamed.argmax(1) == whole.argmax(1)).mean() > 0.99
 
 
-def test_no_downsampler_variant_streams_too(tmp_path):
-    model = small_model(downsample=1)
+@pytest.mark.parametrize("downsample,conv_kernel", [(1, 5), (1, 0), (2, 0)])
+def test_other_variants_stream_too(tmp_path, downsample, conv_kernel):
+    # without the downsampler and/or without the per-block causal conv
+    model = small_model(downsample=downsample, conv_kernel=conv_kernel)
     path = tmp_path / "m.onnx"
-    export(model, path, chunk_frames=16, name="test-ds1")
+    export(model, path, chunk_frames=16, name="test-variant")
     feats = speechlike_feats(100)
     streamed = run_onnx_streaming(path, feats)
     with torch.no_grad():

@@ -164,6 +164,7 @@ def main():
     ap.add_argument("--downsample", type=int, default=2)
     ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--conv-kernel", type=int, default=5, help="causal depthwise conv per block (0: none)")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -181,7 +182,8 @@ def main():
     train = load_split(corpus, "train", log)
     dev = load_split(corpus, "dev", log)
 
-    cfg = ModelConfig(arch=a.arch, downsample=a.downsample, d_model=a.d_model, d_conv=a.d_model, num_layers=a.layers)
+    cfg = ModelConfig(arch=a.arch, downsample=a.downsample, d_model=a.d_model, d_conv=a.d_model, num_layers=a.layers,
+                      conv_kernel=a.conv_kernel)
     torch.manual_seed(a.seed)
     model = HarkModel(cfg)
     # global normalization from the training features
