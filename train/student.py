@@ -54,8 +54,7 @@ sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
 from model import BLANK_ID, TOKENS  # noqa: E402
-from train import encode, greedy, make_batches  # noqa: E402
-from wer import edit_distance  # noqa: E402
+from train import encode, make_batches, score  # noqa: E402
 
 
 @dataclass
@@ -361,25 +360,8 @@ def distill_loss(student_layers, teacher_layers, out_lens, ds, delay=1):
 
 def evaluate(model, data, multiple, max_utts=400):
     _, koff, _, _, texts = data
-    n = min(len(texts), max_utts)
-    order = sorted(range(n), key=lambda i: koff[i + 1] - koff[i])
-    werr = wtot = cerr = ctot = 0
-    hyps = []
-    model.eval()
-    with torch.no_grad():
-        for k in range(0, n, 16):
-            ids = order[k : k + 16]
-            x, out_lens, _, _ = make_batch(data, ids, multiple)
-            lp = model(x)[0]
-            for b, i in enumerate(ids):
-                hyp, ref = greedy(lp[b], int(out_lens[b]), model.cfg.vocab), texts[i]
-                werr += edit_distance(ref.split(), hyp.split())
-                wtot += len(ref.split())
-                cerr += edit_distance(list(ref), list(hyp))
-                ctot += len(ref)
-                hyps.append((ref, hyp))
-    model.train()
-    return werr / max(wtot, 1), cerr / max(ctot, 1), hyps
+    return score(model, texts, np.diff(koff), lambda ids: make_batch(data, ids, multiple)[:2], model.cfg.vocab,
+                 max_utts)
 
 
 def load_student(path) -> WhisperStudent:
@@ -462,6 +444,13 @@ def main():
                     "training": training, "trainable": n_train}, run / (name + ".tmp"))
         (run / (name + ".tmp")).replace(run / name)
 
+    def checkpoint(wer):
+        nonlocal best
+        if wer < best:
+            best = wer
+            save("best.pt")
+        save("last.pt")
+
     targets = [encode(t, cfg.vocab) for t in train[4]]
     t0, seen, avg = time.time(), 0, {}
     deadline = t0 + a.minutes * 60
@@ -500,19 +489,13 @@ def main():
                     lr=round(lr_at(step), 6), audio_x_realtime=round(seen / 100 / (time.time() - t0), 1))
             if step % a.eval_every == 0:
                 wer, cer, hyps = evaluate(model, dev, cfg.chunk_multiple)
-                if wer < best:
-                    best = wer
-                    save("best.pt")
-                save("last.pt")
+                checkpoint(wer)
                 log("dev", step=step, wer=round(wer, 4), cer=round(cer, 4), best=round(best, 4),
                     examples=hyps[:2] + hyps[-2:])
         else:
             epoch, pos = epoch + 1, 0
     wer, cer, _ = evaluate(model, dev, cfg.chunk_multiple)
-    if wer < best:
-        best = wer
-        save("best.pt")
-    save("last.pt")
+    checkpoint(wer)
     log("stopped", step=step, dev_wer=round(wer, 4), dev_cer=round(cer, 4), best=round(best, 4),
         minutes=round((time.time() - t0) / 60, 1))
 

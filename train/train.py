@@ -124,21 +124,21 @@ def greedy(log_probs, out_len, vocab):
     return " ".join("".join(text).split())
 
 
-def evaluate(model, data, vocab, multiple, max_utts=400):
-    feats, offsets, texts = data
-    model.eval()
+def score(model, texts, lengths, batch, vocab, max_utts=400):
+    """Greedy-CTC WER and CER of the first `max_utts` utterances, in batches
+    of 16 of similar length; `batch(ids)` returns (features, output lengths)."""
     n = min(len(texts), max_utts)
     werr = wtot = cerr = ctot = 0
     hyps = []
+    model.eval()
     with torch.no_grad():
-        order = sorted(range(n), key=lambda i: offsets[i + 1] - offsets[i])
+        order = sorted(range(n), key=lambda i: lengths[i])
         for k in range(0, n, 16):
             ids = order[k : k + 16]
-            x, out_lens = pad_batch(feats, offsets, ids, multiple)
+            x, out_lens = batch(ids)
             lp = model(x)[0]
             for b, i in enumerate(ids):
-                hyp = greedy(lp[b], int(out_lens[b]), vocab)
-                ref = texts[i]
+                hyp, ref = greedy(lp[b], int(out_lens[b]), vocab), texts[i]
                 werr += edit_distance(ref.split(), hyp.split())
                 wtot += len(ref.split())
                 cerr += edit_distance(list(ref), list(hyp))
@@ -146,6 +146,11 @@ def evaluate(model, data, vocab, multiple, max_utts=400):
                 hyps.append((ref, hyp))
     model.train()
     return werr / max(wtot, 1), cerr / max(ctot, 1), hyps
+
+
+def evaluate(model, data, vocab, multiple, max_utts=400):
+    feats, offsets, texts = data
+    return score(model, texts, np.diff(offsets), lambda ids: pad_batch(feats, offsets, ids, multiple), vocab, max_utts)
 
 
 # ---------------------------------------------------------------- main ----
