@@ -11,7 +11,6 @@ then greedy CTC. Real recordings are converted to 16 kHz mono with sox.
 import argparse
 import json
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
@@ -21,44 +20,8 @@ import onnxruntime as ort
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
-from textnorm import normalize  # noqa: E402
-from wer import edit_distance  # noqa: E402
-
-PS = pathlib.Path("/usr/share/pocketsphinx/test/data")
-ALSA = pathlib.Path("/usr/share/sounds/alsa")
-CODEC2 = pathlib.Path("/usr/share/codec2/raw/speech_orig_16k.wav")
-
-
-def real_recordings():
-    """(set, path, reference or None) for the Debian-packaged recordings."""
-    out = []
-    for tr, folder in ((PS / "librivox" / "transcription", "librivox"), (PS / "cards" / "cards.transcription", "cards")):
-        if not tr.exists():
-            continue
-        for line in tr.read_text().splitlines():
-            if "(" not in line:
-                continue
-            text, fid = line.rsplit("(", 1)
-            text = text.replace("<s>", "").replace("</s>", "").strip()
-            out.append((f"pocketsphinx-{folder}", PS / folder / (fid.strip(" )") + ".wav"), normalize(text)))
-    if (PS / "goforward.raw").exists():
-        out.append(("pocketsphinx-goforward", PS / "goforward.raw", "go forward ten meters"))
-    for wav in sorted(ALSA.glob("*.wav")):
-        if wav.stem != "Noise":
-            out.append(("alsa-utils", wav, wav.stem.replace("_", " ").lower()))
-    if CODEC2.exists():
-        out.append(("codec2", CODEC2, None))  # no published transcript: output only
-    return out
-
-
-def load_audio(path: pathlib.Path) -> np.ndarray:
-    src = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"] if path.suffix == ".raw" else []
-    raw = subprocess.run(
-        ["sox", *src, str(path), "-t", "raw", "-r", "16000", "-e", "float", "-b", "32", "-c", "1", "-"],
-        check=True, capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, dtype=np.float32)
-
+from evalsets import load_audio, real_recordings  # noqa: E402
+from wer import score  # noqa: E402
 
 def pad_to_chunks(feats: np.ndarray, chunk: int, pad_value: float = FB.PAD_FRAME_VALUE) -> np.ndarray:
     """Pad feature frames to whole chunks (at least one) with padding frames."""
@@ -101,12 +64,6 @@ class Recognizer:
                 text.append(self.tokens[t])
             prev = t
         return " ".join("".join(text).split())
-
-
-def score(rows):
-    errs = sum(edit_distance(r.split(), h.split()) for r, h in rows)
-    words = sum(len(r.split()) for r, _ in rows)
-    return errs / max(words, 1), words
 
 
 def main():

@@ -12,8 +12,8 @@ def edit_distance(ref, hyp) -> int:
     return prev[-1]
 
 
-def wer(refs, hyps) -> float:
-    """Corpus WER: total word edits over total reference words."""
-    errors = sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps))
-    words = sum(len(r.split()) for r in refs)
-    return errors / max(words, 1)
+def score(rows):
+    """Corpus WER of (reference, hypothesis) pairs and the reference word count."""
+    errs = sum(edit_distance(r.split(), h.split()) for r, h in rows)
+    words = sum(len(r.split()) for r, _ in rows)
+    return errs / max(words, 1), words

@@ -1,0 +1,51 @@
+"""The evaluation audio shared by train/evaluate.py and train/peers.py: the
+real recordings that ship in Debian packages (evaluation only, never
+training or tuning) with their normalized references, and audio loading
+through sox. Kept free of torch and onnx so that a peer engine measured in
+its own process carries only what it needs.
+"""
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from textnorm import normalize  # noqa: E402
+
+PS = pathlib.Path("/usr/share/pocketsphinx/test/data")
+ALSA = pathlib.Path("/usr/share/sounds/alsa")
+CODEC2 = pathlib.Path("/usr/share/codec2/raw/speech_orig_16k.wav")
+
+
+def real_recordings():
+    """(set, path, reference or None) for the Debian-packaged recordings."""
+    out = []
+    for tr, folder in ((PS / "librivox" / "transcription", "librivox"), (PS / "cards" / "cards.transcription", "cards")):
+        if not tr.exists():
+            continue
+        for line in tr.read_text().splitlines():
+            if "(" not in line:
+                continue
+            text, fid = line.rsplit("(", 1)
+            text = text.replace("<s>", "").replace("</s>", "").strip()
+            out.append((f"pocketsphinx-{folder}", PS / folder / (fid.strip(" )") + ".wav"), normalize(text)))
+    if (PS / "goforward.raw").exists():
+        out.append(("pocketsphinx-goforward", PS / "goforward.raw", "go forward ten meters"))
+    for wav in sorted(ALSA.glob("*.wav")):
+        if wav.stem != "Noise":
+            out.append(("alsa-utils", wav, wav.stem.replace("_", " ").lower()))
+    if CODEC2.exists():
+        out.append(("codec2", CODEC2, None))  # no published transcript: output only
+    return out
+
+
+def load_audio(path: pathlib.Path) -> np.ndarray:
+    src = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"] if path.suffix == ".raw" else []
+    raw = subprocess.run(
+        ["sox", *src, str(path), "-t", "raw", "-r", "16000", "-e", "float", "-b", "32", "-c", "1", "-"],
+        check=True, capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.float32)
