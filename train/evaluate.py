@@ -21,7 +21,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 from evalsets import load_audio, real_recordings  # noqa: E402
-from wer import score  # noqa: E402
+from wer import char_error_rate, score  # noqa: E402
 
 def pad_to_chunks(feats: np.ndarray, chunk: int, pad_value: float = FB.PAD_FRAME_VALUE) -> np.ndarray:
     """Pad feature frames to whole chunks (at least one) with padding frames."""
@@ -95,10 +95,11 @@ def main():
         print(f"{name}\t{path.name}\tREF: {ref}\n\t\tHYP: {hyp}")
     for name, rows in by_set.items():
         w, words = score(rows)
-        results["sets"][name] = {"wer": round(w, 4), "words": words, "utterances": len(rows)}
-    print(f"{'set':28s} {'utts':>5s} {'words':>6s} {'WER':>7s}")
+        results["sets"][name] = {"wer": round(w, 4), "cer": round(char_error_rate(rows), 4), "words": words,
+                                 "utterances": len(rows)}
+    print(f"{'set':28s} {'utts':>5s} {'words':>6s} {'WER':>7s} {'CER':>7s}")
     for name, r in results["sets"].items():
-        print(f"{name:28s} {r['utterances']:5d} {r['words']:6d} {100 * r['wer']:6.1f}%")
+        print(f"{name:28s} {r['utterances']:5d} {r['words']:6d} {100 * r['wer']:6.1f}% {100 * r['cer']:6.1f}%")
     if a.out:
         pathlib.Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
 

@@ -17,3 +17,9 @@ def score(rows):
     errs = sum(edit_distance(r.split(), h.split()) for r, h in rows)
     words = sum(len(r.split()) for r, _ in rows)
     return errs / max(words, 1), words
+
+
+def char_error_rate(rows) -> float:
+    """Corpus CER of (reference, hypothesis) pairs, spaces included."""
+    errs = sum(edit_distance(list(r), list(h)) for r, h in rows)
+    return errs / max(sum(len(r) for r, _ in rows), 1)
