@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::audio::SampleSource;
+use crate::backend::Backend;
 use crate::error::{HarkError, Result};
 use crate::model::Model;
 use crate::recognizer::Recognizer;
@@ -195,7 +196,7 @@ pub fn run(
     let audio_s: f64 = files.iter().map(|f| f.audio_s).sum();
     let rtf = acc.compute_s / audio_s.max(1e-9);
     Ok(BenchReport {
-        machine: machine(),
+        machine: machine(model.backend),
         binary_bytes: std::env::current_exe()
             .and_then(std::fs::metadata)
             .map(|m| m.len())
@@ -323,7 +324,7 @@ fn run_file(
     })
 }
 
-fn machine() -> Machine {
+fn machine(backend: Backend) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -339,7 +340,7 @@ fn machine() -> Machine {
             .map(|n| n.get())
             .unwrap_or(1),
         arch: std::env::consts::ARCH,
-        backend: "cpu (tract, 1 thread)".into(),
+        backend: backend.describe().into(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::backend::BackendChoice;
 use crate::output::Format;
 
 #[derive(Parser, Debug)]
@@ -28,11 +29,23 @@ pub enum Command {
     Devices,
     /// Measure load time, per-chunk latency, real-time factor and memory.
     Bench(BenchArgs),
-    /// Print what a model file declares (the bundled model without PATH).
+    /// Print what a model file declares (the bundled model without PATH)
+    /// and the backend it would run on.
     Model {
         /// Model file (ONNX with hark contract metadata).
         path: Option<PathBuf>,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// Where the model runs: `cuda` is the NVIDIA GPU (needs a binary built
+    /// with the `cuda` feature and a working driver, else exit 2), `auto`
+    /// the GPU when usable and the CPU otherwise.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -40,6 +53,8 @@ pub struct ModelArgs {
     /// Model file (ONNX, hark contract); the bundled model when omitted.
     #[arg(long)]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 #[derive(Args, Debug, Clone)]

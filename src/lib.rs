@@ -3,6 +3,7 @@
 //! same code. See docs/model-contract.md for the model file it runs.
 
 pub mod audio;
+pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -12,6 +12,7 @@ use clap::Parser;
 use hark::audio::stdin::{RawFormat, RawSource};
 use hark::audio::wav::WavSource;
 use hark::audio::SampleSource;
+use hark::backend::Backend;
 use hark::bench::BenchAudio;
 use hark::cli::{BenchFormat, Cli, Command, ModelArgs, SampleFormatArg};
 use hark::error::{HarkError, Result};
@@ -73,10 +74,7 @@ fn interrupt_blocking_calls_on(sig: i32) -> std::io::Result<()> {
 }
 
 fn load_model(args: &ModelArgs) -> Result<Arc<Model>> {
-    match &args.model {
-        Some(p) => Model::load_path(p),
-        None => Model::load_bundled(),
-    }
+    Model::load(args.model.as_deref(), args.backend.backend)
 }
 
 fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
@@ -196,7 +194,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
             }
             Ok(())
         }
-        Command::Model { path } => {
+        Command::Model { path, backend } => {
             let (bytes, source) = match &path {
                 Some(p) => (
                     std::borrow::Cow::Owned(std::fs::read(p).map_err(|e| {
@@ -210,12 +208,13 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 ),
             };
             let (_, info) = read_info(&bytes, &source)?;
-            print_model(&source, bytes.len(), &info).map_err(|_| HarkError::OutputClosed)
+            let backend = hark::backend::resolve(backend.backend)?;
+            print_model(&source, bytes.len(), &info, backend).map_err(|_| HarkError::OutputClosed)
         }
     }
 }
 
-fn print_model(source: &str, bytes: usize, i: &ModelInfo) -> std::io::Result<()> {
+fn print_model(source: &str, bytes: usize, i: &ModelInfo, backend: Backend) -> std::io::Result<()> {
     let mut o = std::io::stdout().lock();
     let f = &i.fbank;
     writeln!(
@@ -271,5 +270,6 @@ fn print_model(source: &str, bytes: usize, i: &ModelInfo) -> std::io::Result<()>
         i.reset_on_endpoint
     )?;
     writeln!(o, "training:        {}", i.training)?;
+    writeln!(o, "backend:         {}", backend.describe())?;
     Ok(())
 }

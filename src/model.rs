@@ -1,8 +1,9 @@
 //! Loads a contract model (docs/model-contract.md): reads and validates every
-//! `hark.*` metadata key, then builds the optimized tract plan with the
-//! concrete chunk shapes. The `Model` is read-only and shared behind an
-//! `Arc` by every stream; loading allocates, running a step allocates only
-//! tract's per-call tensors (freed at once).
+//! `hark.*` metadata key, then builds the tract plan with the concrete chunk
+//! shapes for the chosen backend (`backend.rs`: the CPU, or tract-cuda).
+//! The `Model` is read-only and shared behind an `Arc` by every stream;
+//! loading allocates, running a step allocates only tract's per-call
+//! tensors (freed at once).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
+use crate::backend::{one_line, Backend, BackendChoice};
 use crate::error::{HarkError, Result};
 
 pub const CONTRACT_VERSION: u32 = 1;
@@ -237,13 +239,16 @@ pub struct Model {
     /// Where it came from (a path or the bundled name).
     pub source: String,
     pub file_bytes: usize,
-    plan: Arc<TypedRunnableModel>,
+    /// Where the plan runs.
+    pub backend: Backend,
+    plan: Box<dyn Runnable>,
 }
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model")
             .field("source", &self.source)
+            .field("backend", &self.backend)
             .field("info", &self.info)
             .finish()
     }
@@ -278,18 +283,61 @@ pub fn read_info(bytes: &[u8], source: &str) -> Result<(ModelProto, ModelInfo)> 
     Ok((proto, info))
 }
 
+/// The plan on tract-cuda's runtime: it moves the ops it supports to the
+/// GPU (the rest stay on the CPU), optimizes, and uploads the weights.
+#[cfg(feature = "cuda")]
+fn cuda_plan(typed: TypedModel) -> TractResult<Box<dyn Runnable>> {
+    // Registered by tract-cuda (linked through `backend.rs`); its `check`
+    // is the probe that `backend::resolve` has already passed.
+    let rt = runtime_for_name("cuda")?
+        .ok_or_else(|| TractError::msg("tract-cuda's runtime is not registered"))?;
+    rt.prepare(typed)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_plan(_: TypedModel) -> TractResult<Box<dyn Runnable>> {
+    Err(TractError::msg(
+        "this hark was built without CUDA support (cargo feature `cuda`)",
+    ))
+}
+
 impl Model {
-    pub fn load_path(path: &std::path::Path) -> Result<Arc<Model>> {
+    /// The model at `path` (the bundled one without it) on the backend
+    /// `choice` comes to on this machine. Under `auto`, a CUDA plan that
+    /// cannot be built falls back to the CPU with one warning saying why.
+    pub fn load(path: Option<&std::path::Path>, choice: BackendChoice) -> Result<Arc<Model>> {
+        let load = |backend| match path {
+            Some(p) => Self::load_path(p, backend),
+            None => Self::load_bytes(BUNDLED_MODEL, BUNDLED_MODEL_NAME, backend),
+        };
+        let backend = crate::backend::resolve(choice)?;
+        let model = match load(backend) {
+            Err(HarkError::Model(why))
+                if backend == Backend::Cuda && choice == BackendChoice::Auto =>
+            {
+                log::warn!("backend: running on the CPU: {why}");
+                load(Backend::Cpu)
+            }
+            other => other,
+        }?;
+        log::info!("model {} on {}", model.source, model.backend.describe());
+        Ok(model)
+    }
+
+    pub fn load_path(path: &std::path::Path, backend: Backend) -> Result<Arc<Model>> {
         let bytes = std::fs::read(path)
             .map_err(|e| HarkError::Model(format!("cannot read {}: {e}", path.display())))?;
-        Self::load_bytes(&bytes, &path.display().to_string())
+        Self::load_bytes(&bytes, &path.display().to_string(), backend)
     }
 
+    /// The bundled model on the CPU.
     pub fn load_bundled() -> Result<Arc<Model>> {
-        Self::load_bytes(BUNDLED_MODEL, BUNDLED_MODEL_NAME)
+        Self::load_bytes(BUNDLED_MODEL, BUNDLED_MODEL_NAME, Backend::Cpu)
     }
 
-    pub fn load_bytes(bytes: &[u8], source: &str) -> Result<Arc<Model>> {
+    /// Build the plan for `backend`, which `backend::resolve` has found
+    /// usable. A CUDA plan that tract-cuda cannot build is a model error.
+    pub fn load_bytes(bytes: &[u8], source: &str, backend: Backend) -> Result<Arc<Model>> {
         let ctx = |e: TractError| HarkError::Model(format!("{source}: {e:#}"));
         let (proto, info) = read_info(bytes, source)?;
         let mut model = tract_onnx::onnx()
@@ -312,7 +360,12 @@ impl Model {
                 .set_input_fact(i + 1, f32::fact(&s.shape).into())
                 .map_err(ctx)?;
         }
-        let typed = model.into_optimized().map_err(ctx)?;
+        // Decluttered, not yet optimized: the CPU plan optimizes it for
+        // tract's CPU kernels, tract-cuda first moves its ops to the GPU.
+        let typed = model
+            .into_typed()
+            .and_then(|m| m.into_decluttered())
+            .map_err(ctx)?;
         // The graph must produce what the metadata promises.
         let out = typed.output_fact(0).map_err(ctx)?;
         let expect = [1, info.chunk_frames / info.subsampling, info.tokens.len()];
@@ -323,11 +376,25 @@ impl Model {
                 out.shape
             )));
         }
-        let plan = typed.into_runnable().map_err(ctx)?;
+        let plan: Box<dyn Runnable> = match backend {
+            Backend::Cpu => Box::new(
+                typed
+                    .into_optimized()
+                    .and_then(|m| m.into_runnable())
+                    .map_err(ctx)?,
+            ),
+            Backend::Cuda => cuda_plan(typed).map_err(|e| {
+                HarkError::Model(format!(
+                    "{source}: cannot build the CUDA plan: {}",
+                    one_line(&format!("{e:#}"))
+                ))
+            })?,
+        };
         Ok(Arc::new(Model {
             info,
             source: source.to_string(),
             file_bytes: bytes.len(),
+            backend,
             plan,
         }))
     }

@@ -3,6 +3,7 @@
 //! grow memory and `listen` that the capture loop does not allocate.
 
 mod alloc;
+mod backend;
 mod bad_input;
 mod cli;
 mod e2e;
