@@ -127,7 +127,8 @@ def load_checkpoint(path):
         from student import load_student
 
         return load_student(path)
-    cfg = ModelConfig(**ck["config"])
+    # checkpoints from before the per-block conv have no conv_kernel: plain blocks
+    cfg = ModelConfig(**{"conv_kernel": 0, **ck["config"]})
     model = HarkModel(cfg)
     model.load_state_dict(ck["model"])
     return model.eval()
