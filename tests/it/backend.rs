@@ -6,18 +6,14 @@
 //! the CPU and give the CPU's transcripts, e.g.
 //! `nice -n 5 cargo test --features cuda backend::`.
 
-use crate::util::{data, run, stderr, stdout};
+use crate::util::{data, e2e_wav_names, run, stderr, stdout};
 
-/// Every committed e2e WAV, sorted.
+/// Every committed e2e WAV's path, sorted.
 fn e2e_wavs() -> Vec<String> {
-    let mut paths: Vec<String> = std::fs::read_dir(data("e2e"))
-        .expect("e2e dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().display().to_string())
-        .filter(|p| p.ends_with(".wav"))
-        .collect();
-    paths.sort();
-    paths
+    e2e_wav_names()
+        .iter()
+        .map(|n| data(&format!("e2e/{n}")).display().to_string())
+        .collect()
 }
 
 /// Whether `--backend cuda` works here: a binary with the `cuda` feature

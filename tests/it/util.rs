@@ -59,9 +59,8 @@ pub fn wav_samples(name: &str) -> Vec<f32> {
         .collect()
 }
 
-/// All committed e2e speech files, each followed by a second of silence
-/// (about 26 s: utterances, endpoints, partials and finals).
-pub fn speech_with_pauses() -> Vec<f32> {
+/// The committed e2e speech files' names (under tests/data/e2e), sorted.
+pub fn e2e_wav_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(data("e2e"))
         .expect("e2e dir")
         .filter_map(|e| e.ok())
@@ -69,8 +68,14 @@ pub fn speech_with_pauses() -> Vec<f32> {
         .filter(|n| n.ends_with(".wav"))
         .collect();
     names.sort();
+    names
+}
+
+/// All committed e2e speech files, each followed by a second of silence
+/// (about 26 s: utterances, endpoints, partials and finals).
+pub fn speech_with_pauses() -> Vec<f32> {
     let mut audio = Vec::new();
-    for n in names {
+    for n in e2e_wav_names() {
         audio.extend(wav_samples(&format!("e2e/{n}")));
         audio.extend(std::iter::repeat_n(0.0, 16000));
     }
