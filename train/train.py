@@ -95,9 +95,10 @@ def spec_augment(x, lens_frames, rng):
     return x
 
 
-def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8):
+def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8, allowed=None):
     lens = np.diff(offsets)
-    ids = [i for i in range(len(lens)) if min_len_frames <= lens[i] <= max_len_frames]
+    ids = [i for i in range(len(lens))
+           if min_len_frames <= lens[i] <= max_len_frames and (allowed is None or i in allowed)]
     ids.sort(key=lambda i: (lens[i], rng.random()))
     batches, cur, cur_max = [], [], 0
     for i in ids:
@@ -170,6 +171,10 @@ def main():
     ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--conv-kernel", type=int, default=5, help="causal depthwise conv per block (0: none)")
+    ap.add_argument("--curriculum-steps", type=int, default=0,
+                    help="first steps on clean clips of at most --curriculum-max-frames, small batches")
+    ap.add_argument("--curriculum-max-frames", type=int, default=400)
+    ap.add_argument("--curriculum-batch-frames", type=int, default=8000)
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -232,6 +237,56 @@ def main():
     targets = [encode(t, cfg.vocab) for t in texts]
     model.train()
     t0, seen_frames, loss_avg = time.time(), 0, None
+
+    def one_step(ids, phase):
+        nonlocal step, seen_frames, loss_avg, best
+        x, out_lens = pad_batch(feats, offsets, ids, cfg.chunk_multiple)
+        x = spec_augment(x, [offsets[i + 1] - offsets[i] for i in ids], rng)
+        tg = [targets[i] for i in ids]
+        lp = model(x)[0]
+        loss = F.ctc_loss(
+            lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
+            torch.tensor([len(s) for s in tg]), blank=BLANK_ID, reduction="sum", zero_infinity=True,
+        ) / len(ids)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        seen_frames += sum(int(offsets[i + 1] - offsets[i]) for i in ids)
+        lv = loss.item()
+        loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
+        if step % 50 == 0:
+            el = time.time() - t0
+            log("train", step=step, phase=phase, epoch=epoch, loss=round(loss_avg, 3), lr=round(lr_at(step), 6),
+                audio_x_realtime=round(seen_frames / 100 / el, 1))
+        if step % a.eval_every == 0 or step == a.steps:
+            wer, cer, hyps = evaluate(model, dev, cfg.vocab, cfg.chunk_multiple)
+            if wer < best:
+                best = wer
+                save("best.pt")
+            save("last.pt")
+            log("dev", step=step, wer=round(wer, 4), cer=round(cer, 4), best=round(best, 4),
+                examples=hyps[:3:1] + hyps[-2:])
+
+    # Curriculum: CTC from scratch leaves its blank plateau far sooner on
+    # clean, short clips in small batches (measured: 2.9 -> 2.2 nats per
+    # character in 300 such steps, where full batches of everything stayed
+    # at 2.9 for 1,600 steps). Each curriculum step's batch is drawn from
+    # the seed and the step number, so a resumed run continues exactly.
+    if step < a.curriculum_steps:
+        manifest = corpus / "train" / "manifest.jsonl"
+        augmented = [bool(json.loads(x).get("aug")) for x in manifest.read_text().splitlines() if x.strip()]
+        lens = np.diff(offsets)
+        easy = [i for i in range(len(lens)) if not augmented[i] and 8 <= lens[i] <= a.curriculum_max_frames]
+        easy_batches = make_batches(offsets, a.curriculum_batch_frames, random.Random(a.seed),
+                                    max_len_frames=a.curriculum_max_frames, allowed=set(easy))
+        log("curriculum", clips=len(easy), batches=len(easy_batches), until_step=a.curriculum_steps)
+        while step < min(a.curriculum_steps, a.steps):
+            pick = random.Random(a.seed * 100003 + step).randrange(len(easy_batches))
+            one_step(easy_batches[pick], "curriculum")
     while step < a.steps:
         batches = make_batches(offsets, a.batch_frames, random.Random(a.seed + epoch))
         for bi, ids in enumerate(batches):
@@ -240,36 +295,7 @@ def main():
             if bi < pos:  # resuming inside this epoch: batches are re-derived from the seed
                 continue
             pos = bi + 1
-            x, out_lens = pad_batch(feats, offsets, ids, cfg.chunk_multiple)
-            x = spec_augment(x, [offsets[i + 1] - offsets[i] for i in ids], rng)
-            tg = [targets[i] for i in ids]
-            lp = model(x)[0]
-            loss = F.ctc_loss(
-                lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
-                torch.tensor([len(s) for s in tg]), blank=BLANK_ID, reduction="sum", zero_infinity=True,
-            ) / len(ids)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            step += 1
-            seen_frames += sum(int(offsets[i + 1] - offsets[i]) for i in ids)
-            lv = loss.item()
-            loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
-            if step % 50 == 0:
-                el = time.time() - t0
-                log("train", step=step, epoch=epoch, loss=round(loss_avg, 3), lr=round(lr_at(step), 6),
-                    audio_x_realtime=round(seen_frames / 100 / el, 1))
-            if step % a.eval_every == 0 or step == a.steps:
-                wer, cer, hyps = evaluate(model, dev, cfg.vocab, cfg.chunk_multiple)
-                if wer < best:
-                    best = wer
-                    save("best.pt")
-                save("last.pt")
-                log("dev", step=step, wer=round(wer, 4), cer=round(cer, 4), best=round(best, 4),
-                    examples=hyps[:3:1] + hyps[-2:])
+            one_step(ids, "all")
         epoch, pos = epoch + 1, 0
     save("last.pt")
     log("done", step=step, best_dev_wer=best, minutes=round((time.time() - t0) / 60, 1))
