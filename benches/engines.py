@@ -20,28 +20,18 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "train"))
 import fbank as FB  # noqa: E402
 from evalsets import load_audio  # noqa: E402
-from evaluate import Recognizer, pad_to_chunks  # noqa: E402
+from evaluate import Recognizer  # noqa: E402
 
 
 def ort_step_ms(rec: Recognizer, feats_list) -> list:
     """Milliseconds of every session.run over the files, state carried per file."""
     times = []
     for feats in feats_list:
-        padded = pad_to_chunks(feats, rec.chunk, float(rec.meta["hark.pad_frame_value"]))
-        cur = {s["input"]: np.full(s["shape"], s["init"], np.float32) for s in rec.states}
-        for i in range(0, padded.shape[0], rec.chunk):
-            x = padded[None, i : i + rec.chunk]
-            t = time.perf_counter()
-            res = rec.sess.run(None, {"feats": x, **cur})
-            times.append(1000 * (time.perf_counter() - t))
-            out = dict(zip(rec.out_names, res))
-            cur = {s["input"]: out[s["output"]] for s in rec.states}
+        rec.log_probs(feats, step_ms=times)
     return times
 
 

@@ -64,6 +64,18 @@ fn bundled() -> std::sync::Arc<Model> {
     Model::load_bundled().expect("the bundled model loads")
 }
 
+/// 4 s of speech-like audio as the model's feature chunks.
+fn feature_chunks(model: &Model) -> Vec<Vec<f32>> {
+    let info = &model.info;
+    let mut fb = Fbank::new(&info.fbank);
+    let mut feats = Vec::new();
+    fb.accept(&speechlike(16000 * 4), |f| feats.extend_from_slice(f));
+    feats
+        .chunks_exact(info.chunk_frames * info.fbank.num_bins)
+        .map(<[f32]>::to_vec)
+        .collect()
+}
+
 fn fbank(c: &mut Criterion) {
     let model = bundled();
     let info = &model.info;
@@ -89,11 +101,7 @@ fn fbank(c: &mut Criterion) {
 fn model_step(c: &mut Criterion) {
     let model = bundled();
     let info = &model.info;
-    let mut fb = Fbank::new(&info.fbank);
-    let mut feats = Vec::new();
-    fb.accept(&speechlike(16000 * 4), |f| feats.extend_from_slice(f));
-    let chunk = info.chunk_frames * info.fbank.num_bins;
-    let chunks: Vec<&[f32]> = feats.chunks_exact(chunk).collect();
+    let chunks = feature_chunks(&model);
     let out_frames = info.chunk_frames / info.subsampling;
     let mut log_probs = vec![0.0f32; out_frames * info.tokens.len()];
     let mut state = model.initial_state();
@@ -105,7 +113,7 @@ fn model_step(c: &mut Criterion) {
             b.iter(|| {
                 model
                     .step(
-                        black_box(chunks[k % chunks.len()]),
+                        black_box(&chunks[k % chunks.len()]),
                         &mut state,
                         &mut log_probs,
                     )
@@ -124,14 +132,11 @@ fn ctc(c: &mut Criterion) {
     let vocab = info.tokens.len();
     let out_frames = info.chunk_frames / info.subsampling;
     // log-probs of a real chunk sequence, so the argmax paths are realistic
-    let mut fb = Fbank::new(&info.fbank);
-    let mut feats = Vec::new();
-    fb.accept(&speechlike(16000 * 4), |f| feats.extend_from_slice(f));
     let mut state = model.initial_state();
     let mut lp = vec![0.0f32; out_frames * vocab];
     let mut all = Vec::new();
-    for chunk in feats.chunks_exact(info.chunk_frames * info.fbank.num_bins) {
-        model.step(chunk, &mut state, &mut lp).expect("step");
+    for chunk in feature_chunks(&model) {
+        model.step(&chunk, &mut state, &mut lp).expect("step");
         all.push(lp.clone());
     }
     let mut g = c.benchmark_group("ctc");

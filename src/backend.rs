@@ -54,6 +54,9 @@ impl std::fmt::Display for Backend {
 /// Whether this binary was built with the `cuda` feature.
 pub const CUDA_BUILT_IN: bool = cfg!(feature = "cuda");
 
+/// Why a binary without the feature cannot use the GPU.
+pub(crate) const NO_CUDA: &str = "this hark was built without CUDA support (cargo feature `cuda`)";
+
 /// The backend a choice comes to on this machine. `Cuda` without a usable
 /// device is a configuration error; `Auto` without one logs why (one
 /// warning, or a debug line when the binary has no CUDA support at all)
@@ -85,7 +88,7 @@ pub(crate) fn one_line(s: &str) -> String {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_usable() -> std::result::Result<(), String> {
-    Err("this hark was built without CUDA support (cargo feature `cuda`)".into())
+    Err(NO_CUDA.into())
 }
 
 #[cfg(feature = "cuda")]

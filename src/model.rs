@@ -296,9 +296,7 @@ fn cuda_plan(typed: TypedModel) -> TractResult<Box<dyn Runnable>> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_plan(_: TypedModel) -> TractResult<Box<dyn Runnable>> {
-    Err(TractError::msg(
-        "this hark was built without CUDA support (cargo feature `cuda`)",
-    ))
+    Err(TractError::msg(crate::backend::NO_CUDA))
 }
 
 impl Model {

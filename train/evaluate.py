@@ -12,6 +12,7 @@ import argparse
 import json
 import pathlib
 import sys
+import time
 
 import numpy as np
 import onnx
@@ -44,14 +45,19 @@ class Recognizer:
         self.blank = int(self.meta["hark.blank_id"])
         self.out_names = [o.name for o in self.sess.get_outputs()]
 
-    def log_probs(self, feats: np.ndarray) -> np.ndarray:
+    def log_probs(self, feats: np.ndarray, step_ms=None) -> np.ndarray:
         """Run feature frames chunk by chunk from the initial state, padded
-        as the contract says; returns [output frames, tokens]."""
+        as the contract says; returns [output frames, tokens]. With a list
+        `step_ms`, each step's `session.run` time is appended to it."""
         padded = pad_to_chunks(feats, self.chunk, float(self.meta["hark.pad_frame_value"]))
         cur = {s["input"]: np.full(s["shape"], s["init"], np.float32) for s in self.states}
         outs = []
         for i in range(0, padded.shape[0], self.chunk):
-            res = dict(zip(self.out_names, self.sess.run(None, {"feats": padded[None, i : i + self.chunk], **cur})))
+            inputs = {"feats": padded[None, i : i + self.chunk], **cur}
+            t = time.perf_counter()
+            res = dict(zip(self.out_names, self.sess.run(None, inputs)))
+            if step_ms is not None:
+                step_ms.append(1000 * (time.perf_counter() - t))
             outs.append(res["log_probs"][0])
             cur = {s["input"]: res[s["output"]] for s in self.states}
         return np.concatenate(outs)
