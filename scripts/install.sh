@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: sudo scripts/install.sh [--no-start] BINARY
+Usage: sudo scripts/install.sh [--no-start] [--gpu] BINARY
 
 Install the hark binary BINARY (e.g. target/release/hark, or
 target/aarch64-unknown-linux-gnu/release/hark copied to the board) as a
@@ -14,6 +14,8 @@ systemd service:
   systemd/hark.service  -> /etc/systemd/system/hark.service
   systemd/hark.env      -> /etc/default/hark   (only if it does not exist yet:
                                                 your settings are kept)
+  systemd/hark-gpu.conf -> /etc/systemd/system/hark.service.d/gpu.conf
+                           (with --gpu only)
 
 then `systemctl daemon-reload`, enable the service at boot, (re)start it and
 show `systemctl status hark`. Set the capture device in /etc/default/hark
@@ -22,6 +24,9 @@ Transcripts: `journalctl -u hark -f -o cat`.
 
 Options:
   --no-start   install and enable, but do not start or restart the service
+  --gpu        also install the GPU drop-in, which lets the service reach an
+               NVIDIA GPU (Jetson or PC card); for a binary built with
+               `--features cuda`. Not yet tried on a GPU (README).
   -h, --help   show this help
 
 Must run as root.
@@ -34,6 +39,7 @@ die() {
 }
 
 start=1
+gpu=0
 bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -43,6 +49,9 @@ while [ $# -gt 0 ]; do
         ;;
     --no-start)
         start=0
+        ;;
+    --gpu)
+        gpu=1
         ;;
     --)
         shift
@@ -77,6 +86,8 @@ unit="$here/systemd/hark.service"
 envfile="$here/systemd/hark.env"
 [ -f "$unit" ] || die "missing $unit"
 [ -f "$envfile" ] || die "missing $envfile"
+gpuconf="$here/systemd/hark-gpu.conf"
+[ "$gpu" -eq 0 ] || [ -f "$gpuconf" ] || die "missing $gpuconf"
 
 [ -f "$bin" ] || die "no such file: $bin"
 [ -x "$bin" ] || die "not executable: $bin"
@@ -91,6 +102,10 @@ getent group audio >/dev/null ||
 echo "installing $version"
 install -D -m 0755 "$bin" /usr/local/bin/hark
 install -D -m 0644 "$unit" /etc/systemd/system/hark.service
+if [ "$gpu" -eq 1 ]; then
+    install -D -m 0644 "$gpuconf" /etc/systemd/system/hark.service.d/gpu.conf
+    echo "installed the GPU drop-in /etc/systemd/system/hark.service.d/gpu.conf"
+fi
 if [ -e /etc/default/hark ]; then
     echo "keeping existing /etc/default/hark (defaults: $envfile)"
 else

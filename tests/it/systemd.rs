@@ -1,6 +1,7 @@
-//! The systemd unit (`systemd/hark.service`) and its settings file
-//! (`systemd/hark.env`): `systemd-analyze verify` accepts the unit, its
-//! `systemd-analyze security` exposure stays in the OK band or better, the
+//! The systemd unit (`systemd/hark.service`), its GPU drop-in
+//! (`systemd/hark-gpu.conf`) and its settings file (`systemd/hark.env`):
+//! `systemd-analyze verify` accepts the unit with and without the drop-in,
+//! its `systemd-analyze security` exposure stays in the OK band or better, the
 //! service contract (notify, watchdog, restart policy, audio access) is
 //! there, and the settings file is plain KEY=VALUE lines.
 //!
@@ -44,8 +45,10 @@ fn systemd_analyze(args: &[&str]) -> Output {
 
 /// The unit copied into a fresh directory as `hark.service`, with its
 /// ExecStart binary pointed at the binary under test (verify checks that
-/// the binary exists and is executable).
-fn unit_for_test(dir: &Path) -> PathBuf {
+/// the binary exists and is executable); with `gpu`, the GPU drop-in goes
+/// beside it as `hark.service.d/gpu.conf`, where systemd-analyze reads
+/// drop-ins of a unit given by path.
+fn unit_for_test(dir: &Path, gpu: bool) -> PathBuf {
     let text = unit_text();
     let prefix = format!("ExecStart={INSTALLED_BINARY} ");
     let exec_lines = text.lines().filter(|l| l.starts_with("ExecStart=")).count();
@@ -70,6 +73,12 @@ fn unit_for_test(dir: &Path) -> PathBuf {
         .collect();
     let path = dir.join("hark.service");
     std::fs::write(&path, rewritten).expect("write unit copy");
+    if gpu {
+        let dropins = dir.join("hark.service.d");
+        std::fs::create_dir(&dropins).expect("drop-in dir");
+        std::fs::copy(repo().join("systemd/hark-gpu.conf"), dropins.join("gpu.conf"))
+            .expect("copy systemd/hark-gpu.conf");
+    }
     path
 }
 
@@ -79,8 +88,17 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn systemd_analyze_verify_accepts_the_unit() {
+    verify_without_warnings(false);
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_unit_with_the_gpu_drop_in() {
+    verify_without_warnings(true);
+}
+
+fn verify_without_warnings(gpu: bool) {
     let dir = tempfile::tempdir().expect("tmp");
-    let unit = unit_for_test(dir.path());
+    let unit = unit_for_test(dir.path(), gpu);
     let o = systemd_analyze(&["verify", unit.to_str().expect("utf8 path")]);
     let (out, err) = (text(&o.stdout), text(&o.stderr));
     assert!(
@@ -94,7 +112,7 @@ fn systemd_analyze_verify_accepts_the_unit() {
     let ours: Vec<&str> = out
         .lines()
         .chain(err.lines())
-        .filter(|l| l.contains("hark.service"))
+        .filter(|l| l.contains("hark.service") || l.contains("gpu.conf"))
         .collect();
     assert!(
         ours.is_empty(),
@@ -158,8 +176,17 @@ fn security_exposure_parser_and_bands() {
 
 #[test]
 fn security_exposure_is_ok_or_better() {
+    exposure_is_ok_or_better(false);
+}
+
+#[test]
+fn security_exposure_with_the_gpu_drop_in_is_ok_or_better() {
+    exposure_is_ok_or_better(true);
+}
+
+fn exposure_is_ok_or_better(gpu: bool) {
     let dir = tempfile::tempdir().expect("tmp");
-    let unit = unit_for_test(dir.path());
+    let unit = unit_for_test(dir.path(), gpu);
     let o = systemd_analyze(&[
         "security",
         "--offline=true",
@@ -172,6 +199,17 @@ fn security_exposure_is_ok_or_better() {
         "systemd-analyze security failed ({}):\n{out}{err}",
         o.status
     );
+    if gpu {
+        // The drop-in was read: the device ACL includes the GPU groups.
+        let acl = out
+            .lines()
+            .find(|l| l.contains("DeviceAllow="))
+            .unwrap_or_else(|| panic!("no DeviceAllow= line in:\n{out}"));
+        assert!(
+            acl.contains("char-nvidia*") && acl.contains("char-alsa"),
+            "GPU drop-in not applied: {acl}"
+        );
+    }
     let (tenths, band) = parse_overall(&out);
     let failing: Vec<&str> = out.lines().filter(|l| l.starts_with('✗')).collect();
     assert!(
