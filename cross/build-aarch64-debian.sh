@@ -14,7 +14,8 @@ PACKAGES=(
     pkg-config qemu-user                          # ... and to run the result
 )
 
-usage() {
+NAME=build-aarch64-debian.sh
+USAGE="$(
     cat <<EOF
 Usage: cross/build-aarch64-debian.sh [--no-install] [--host-bin PATH]
 
@@ -42,34 +43,10 @@ The release profile (fat LTO) makes this a long build on a small machine.
 The binary links against bookworm's glibc (2.36): boards need Debian 12,
 Ubuntu 22.04 or newer; for older ones use cross (Cross.toml).
 EOF
-}
-
-die() {
-    echo "build-aarch64-debian.sh: $*" >&2
-    exit 1
-}
-
-install=1
-host_bin=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    --no-install) install=0 ;;
-    --host-bin)
-        [ $# -ge 2 ] || die "--host-bin needs a PATH"
-        host_bin="$2"
-        shift
-        ;;
-    *)
-        usage >&2
-        die "unknown argument: $1"
-        ;;
-    esac
-    shift
-done
+)"
+# shellcheck source=cross/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+parse_args "$@"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -120,31 +97,12 @@ echo "== building hark for $TARGET (target/aarch64-debian)"
 arm_bin="$repo/target/aarch64-debian/$TARGET/release/hark"
 [ -x "$arm_bin" ] || die "build produced no $arm_bin"
 
-if [ -z "$host_bin" ]; then
-    echo "== building hark for the host"
-    (
-        unset RUSTC RUSTDOC
-        cargo build --release --locked
-    )
-    host_bin="$repo/target/release/hark"
-fi
-[ -x "$host_bin" ] || die "host binary not executable: $host_bin"
+ensure_host_bin "$repo"
 
 stripped="$repo/target/aarch64-debian/hark-$TARGET-stripped"
 aarch64-linux-gnu-strip -o "$stripped" "$arm_bin"
 
-echo "== transcribing $WAV"
-arm_out="$(qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm_bin" transcribe --format tsv "$WAV")" ||
-    die "the aarch64 build failed under qemu (exit $?)"
-host_out="$("$host_bin" transcribe --format tsv "$WAV")" ||
-    die "the host build failed (exit $?)"
-
-printf 'aarch64 (qemu): %s\n' "$arm_out"
-printf 'host:           %s\n' "$host_out"
+compare_transcripts aarch64 "$WAV" qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm_bin"
 command -v file >/dev/null 2>&1 && echo "binary: $(file -b "$arm_bin" | cut -d, -f1-2)"
 echo "size:   $(stat -c %s "$arm_bin") bytes as built, $(stat -c %s "$stripped") bytes stripped ($stripped)"
 
-if [ "$arm_out" != "$host_out" ]; then
-    die "transcripts differ between the aarch64 and host builds"
-fi
-echo "== transcripts match"

@@ -3,31 +3,25 @@
 # 32-bit OS) without docker: rustup's armv7 standard library, Debian's
 # arm-linux-gnueabihf gcc and the armhf libasound2, then run the result
 # under qemu-arm and check it transcribes the sample as the host build does.
-# Usage: cross/build-armv7-rustup.sh [--no-install] [--host-bin PATH]
+# See --help.
 set -euo pipefail
 
 TARGET=armv7-unknown-linux-gnueabihf
 WAV=tests/data/e2e/e2e-4-flite-rms.wav
 
-die() {
-    echo "build-armv7-rustup.sh: $*" >&2
-    exit 1
-}
+NAME=build-armv7-rustup.sh
+USAGE="Usage: cross/build-armv7-rustup.sh [--no-install] [--host-bin PATH]
 
-install=1
-host_bin=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --no-install) install=0 ;;
-    --host-bin)
-        [ $# -ge 2 ] || die "--host-bin needs a PATH"
-        host_bin="$2"
-        shift
-        ;;
-    *) die "usage: $0 [--no-install] [--host-bin PATH]" ;;
-    esac
-    shift
-done
+Builds target/$TARGET/release/hark with rustup's $TARGET standard library
+(rustup target add), Debian's arm-linux-gnueabihf gcc and libasound2-dev:armhf,
+then transcribes $WAV with it under qemu-arm and with a host build and exits 1
+if the transcripts differ.
+
+  --no-install    skip rustup target add and the apt step (needs root or sudo)
+  --host-bin PATH host hark to compare with; default: cargo build --release"
+# shellcheck source=cross/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+parse_args "$@"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -56,18 +50,8 @@ echo "== toolchain: $(rustc --version)"
 cargo build --release --locked --target "$TARGET"
 arm_bin="$repo/target/$TARGET/release/hark"
 [ -x "$arm_bin" ] || die "build produced no $arm_bin"
-if [ -z "$host_bin" ]; then
-    cargo build --release --locked
-    host_bin="$repo/target/release/hark"
-fi
+ensure_host_bin "$repo"
 
-echo "== transcribing $WAV"
-arm_out="$(qemu-arm -L /usr/arm-linux-gnueabihf "$arm_bin" transcribe --format tsv "$WAV")" ||
-    die "the armv7 build failed under qemu (exit $?)"
-host_out="$("$host_bin" transcribe --format tsv "$WAV")" || die "the host build failed (exit $?)"
-printf 'armv7 (qemu): %s\n' "$arm_out"
-printf 'host:         %s\n' "$host_out"
+compare_transcripts armv7 "$WAV" qemu-arm -L /usr/arm-linux-gnueabihf "$arm_bin"
 command -v file >/dev/null 2>&1 && echo "binary: $(file -b "$arm_bin" | cut -d, -f1-2)"
 echo "size:   $(stat -c %s "$arm_bin") bytes (stripped by the release profile)"
-[ "$arm_out" = "$host_out" ] || die "transcripts differ between the armv7 and host builds"
-echo "== transcripts match"
