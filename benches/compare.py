@@ -2,8 +2,9 @@
 
     cargo build --release && .venv/bin/python benches/compare.py
 
-1. Linear vs quadratic (WSM vs same-size self-attention over 10/60/600 s):
-   not measured yet (the attention variant's streaming export is missing).
+1. Linear vs quadratic: benches/linear_vs_quadratic.py (WSM vs the same-size
+   self-attention variant streamed with a key/value cache, 10/60/600 s;
+   also writes benches/linear_vs_quadratic.json and .png).
 2. Downsampling on/off: not measured yet (needs both variants trained).
 3. Engine: benches/engines.py (tract vs ONNX Runtime, same chunks).
 4. Peers: train/peers.py (Whisper tiny.en, pocketsphinx) next to hark's own
@@ -19,6 +20,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PY = sys.executable
+sys.path.insert(0, str(ROOT / "benches"))
+from linear_vs_quadratic import markdown_section as linear_vs_quadratic_section  # noqa: E402
 
 
 def run_json(args, out: pathlib.Path) -> dict:
@@ -27,6 +30,7 @@ def run_json(args, out: pathlib.Path) -> dict:
 
 
 def main():
+    lvq = run_json(["benches/linear_vs_quadratic.py"], ROOT / "benches" / "linear_vs_quadratic.json")
     with tempfile.TemporaryDirectory() as td:
         td = pathlib.Path(td)
         engines = run_json(["benches/engines.py", "--rounds", "5"], td / "engines.json")
@@ -43,11 +47,7 @@ def main():
         f"{time.strftime('%Y-%m-%d')}, {m['cpu']} ({m['cores']} cores, {m['arch']}). Ratios measured in one "
         "run carry the conclusions; absolute times are indicative (a shared machine).",
         "",
-        "## 1. Linear vs quadratic (WSM vs self-attention, 10 / 60 / 600 s streams)",
-        "",
-        "Not measured yet: the same-size self-attention variant (`train/model.py --arch mhsa`) has no",
-        "streaming export (it needs a growing key/value cache).",
-        "",
+        *linear_vs_quadratic_section(lvq),
         "## 2. Downsampling on/off",
         "",
         "Not measured yet: it needs the model trained with and without the downsampler (`--downsample 1`).",
