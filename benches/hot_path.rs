@@ -67,22 +67,25 @@ fn bundled() -> std::sync::Arc<Model> {
 /// 4 s of speech-like audio as the model's feature chunks.
 fn feature_chunks(model: &Model) -> Vec<Vec<f32>> {
     let info = &model.info;
-    let mut fb = Fbank::new(&info.fbank);
+    let mut fb = Fbank::new(info.fbank().expect("the bundled model takes fbank frames"));
     let mut feats = Vec::new();
     fb.accept(&speechlike(16000 * 4), |f| feats.extend_from_slice(f));
     feats
-        .chunks_exact(info.chunk_frames * info.fbank.num_bins)
+        .chunks_exact(info.chunk_frames * info.frame_dim())
         .map(<[f32]>::to_vec)
         .collect()
 }
 
 fn fbank(c: &mut Criterion) {
     let model = bundled();
-    let info = &model.info;
-    let samples = speechlike(info.chunk_frames * info.fbank.frame_shift_samples);
-    let mut fb = Fbank::new(&info.fbank);
+    let cfg = model
+        .info
+        .fbank()
+        .expect("the bundled model takes fbank frames");
+    let samples = speechlike(model.info.chunk_frames * cfg.frame_shift_samples);
+    let mut fb = Fbank::new(cfg);
     // steady state: the window overlap of the previous chunk is pending
-    fb.accept(&speechlike(info.fbank.frame_length_samples), |_| {});
+    fb.accept(&speechlike(cfg.frame_length_samples), |_| {});
     let mut g = c.benchmark_group("fbank");
     g.throughput(Throughput::Elements(samples.len() as u64));
     g.bench_function("one chunk of samples", |b| {

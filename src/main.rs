@@ -216,7 +216,6 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
 
 fn print_model(source: &str, bytes: usize, i: &ModelInfo, backend: Backend) -> std::io::Result<()> {
     let mut o = std::io::stdout().lock();
-    let f = &i.fbank;
     writeln!(
         o,
         "file:            {source} ({:.1} MB)",
@@ -235,20 +234,38 @@ fn print_model(source: &str, bytes: usize, i: &ModelInfo, backend: Backend) -> s
         "compute:         {:.1} M multiply-adds per second of audio",
         i.macs_per_second as f64 / 1e6
     )?;
-    writeln!(
-        o,
-        "input:           fbank, {} Hz, {} bins, {} / {} samples frame / shift, fft {}",
-        f.sample_rate_hz, f.num_bins, f.frame_length_samples, f.frame_shift_samples, f.fft_size
-    )?;
-    writeln!(
-        o,
-        "chunking:        {} frames ({:.0} ms) per step, left context {}, subsampling {} ({:.0} ms output frames)",
-        i.chunk_frames,
-        i.chunk_ms(),
-        i.left_context_frames,
-        i.subsampling,
-        i.output_frame_samples() as f64 * 1000.0 / f.sample_rate_hz as f64
-    )?;
+    let frame_ms = i.output_frame_samples() as f64 * 1000.0 / i.sample_rate_hz() as f64;
+    match i.fbank() {
+        Some(f) => {
+            writeln!(
+                o,
+                "input:           fbank, {} Hz, {} bins, {} / {} samples frame / shift, fft {}",
+                f.sample_rate_hz,
+                f.num_bins,
+                f.frame_length_samples,
+                f.frame_shift_samples,
+                f.fft_size
+            )?;
+            writeln!(
+                o,
+                "chunking:        {} frames ({:.0} ms) per step, left context {}, subsampling {} ({frame_ms:.0} ms output frames)",
+                i.chunk_frames,
+                i.chunk_ms(),
+                i.left_context_frames,
+                i.subsampling,
+            )?;
+        }
+        None => {
+            writeln!(o, "input:           waveform, {} Hz", i.sample_rate_hz())?;
+            writeln!(
+                o,
+                "chunking:        {} samples ({:.0} ms) per step, {} samples ({frame_ms:.0} ms) per output frame",
+                i.chunk_frames,
+                i.chunk_ms(),
+                i.subsampling,
+            )?;
+        }
+    }
     writeln!(
         o,
         "vocabulary:      {} {} tokens, blank id {}",

@@ -18,14 +18,15 @@ use crate::error::{HarkError, Result};
 pub const CONTRACT_VERSION: u32 = 1;
 
 const MAX_CHUNK_FRAMES: usize = 10_000;
+const MAX_CHUNK_SAMPLES: usize = 480_000;
 const MAX_BINS: usize = 1_024;
 const MAX_FFT_SIZE: usize = 1 << 16;
 const MAX_TOKENS: usize = 1 << 20;
 const MAX_STATE_ELEMENTS: usize = 1 << 26;
 
 /// The bundled default model, embedded so the binary is one file to copy.
-pub static BUNDLED_MODEL: &[u8] = include_bytes!("../models/hark-wsm-v1.onnx");
-pub const BUNDLED_MODEL_NAME: &str = "bundled:hark-wsm-v1.onnx";
+pub static BUNDLED_MODEL: &[u8] = include_bytes!("../models/hark-wsm-v2.onnx");
+pub const BUNDLED_MODEL_NAME: &str = "bundled:hark-wsm-v2.onnx";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FbankConfig {
@@ -51,7 +52,19 @@ pub struct StateSpec {
     pub init: f32,
 }
 
-/// Everything the model file declares about itself.
+/// What the graph's first input takes (`hark.input_kind`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// `feats`: log-mel filterbank frames computed by the runtime.
+    Fbank(FbankConfig),
+    /// `audio`: raw samples in [-1, 1) at the model rate.
+    Waveform,
+}
+
+/// Everything the model file declares about itself. For a waveform model
+/// a "frame" is one sample: `chunk_frames` is `hark.chunk_samples` and
+/// `subsampling` is `hark.samples_per_output_frame`, so chunk assembly,
+/// padding and timing are the same code for both input kinds.
 #[derive(Clone, Debug)]
 pub struct ModelInfo {
     pub contract_version: u32,
@@ -59,7 +72,8 @@ pub struct ModelInfo {
     pub arch: String,
     pub num_params: u64,
     pub macs_per_second: u64,
-    pub fbank: FbankConfig,
+    pub input: Input,
+    pub sample_rate: u32,
     pub chunk_frames: usize,
     pub chunk_shift_frames: usize,
     pub left_context_frames: usize,
@@ -75,15 +89,43 @@ pub struct ModelInfo {
 
 impl ModelInfo {
     pub fn sample_rate_hz(&self) -> u32 {
-        self.fbank.sample_rate_hz
+        self.sample_rate
+    }
+    /// The filterbank settings of an fbank model.
+    pub fn fbank(&self) -> Option<&FbankConfig> {
+        match &self.input {
+            Input::Fbank(f) => Some(f),
+            Input::Waveform => None,
+        }
+    }
+    /// Values per input frame: mel bins, or 1 (a sample).
+    pub fn frame_dim(&self) -> usize {
+        self.fbank().map_or(1, |f| f.num_bins)
+    }
+    /// Samples the input advances per frame.
+    pub fn frame_shift_samples(&self) -> usize {
+        self.fbank().map_or(1, |f| f.frame_shift_samples)
+    }
+    /// The graph's input name and shape for one step.
+    pub fn input_name(&self) -> &'static str {
+        match self.input {
+            Input::Fbank(_) => "feats",
+            Input::Waveform => "audio",
+        }
+    }
+    pub fn input_shape(&self) -> Vec<usize> {
+        match &self.input {
+            Input::Fbank(f) => vec![1, self.chunk_frames, f.num_bins],
+            Input::Waveform => vec![1, self.chunk_frames],
+        }
     }
     /// Duration of one output frame in samples at the model rate.
     pub fn output_frame_samples(&self) -> usize {
-        self.subsampling * self.fbank.frame_shift_samples
+        self.subsampling * self.frame_shift_samples()
     }
     pub fn chunk_ms(&self) -> f64 {
-        self.chunk_frames as f64 * self.fbank.frame_shift_samples as f64 * 1000.0
-            / self.fbank.sample_rate_hz as f64
+        self.chunk_frames as f64 * self.frame_shift_samples() as f64 * 1000.0
+            / self.sample_rate as f64
     }
 
     /// Parse and validate the metadata of a contract model.
@@ -108,65 +150,51 @@ impl ModelInfo {
                 "model declares contract version {contract_version}, this hark reads version {CONTRACT_VERSION}"
             )));
         }
-        let input_kind = get("hark.input_kind")?;
-        if input_kind != "fbank" {
-            return Err(HarkError::Model(format!(
-                "input kind `{input_kind}` is not supported (only `fbank`)"
-            )));
+        let sample_rate: u32 = parse("hark.sample_rate_hz", get("hark.sample_rate_hz")?)?;
+        if sample_rate == 0 {
+            return Err(HarkError::Model("sample rate 0".into()));
         }
-        let window = get("hark.fbank.window")?;
-        if window != "povey" {
-            return Err(HarkError::Model(format!(
-                "fbank window `{window}` is not supported"
-            )));
-        }
-        if float("hark.fbank.dither")? != 0.0 || !boolean("hark.fbank.snip_edges")? {
-            return Err(HarkError::Model(
-                "only dither=0 and snip_edges=true fbanks are supported".into(),
-            ));
-        }
-        let fbank = FbankConfig {
-            sample_rate_hz: parse("hark.sample_rate_hz", get("hark.sample_rate_hz")?)?,
-            num_bins: num("hark.fbank.num_bins")?,
-            frame_length_samples: num("hark.fbank.frame_length_samples")?,
-            frame_shift_samples: num("hark.fbank.frame_shift_samples")?,
-            fft_size: num("hark.fbank.fft_size")?,
-            preemphasis: float("hark.fbank.preemphasis")? as f32,
-            remove_dc_offset: boolean("hark.fbank.remove_dc_offset")?,
-            low_freq_hz: float("hark.fbank.low_freq_hz")?,
-            high_freq_hz: float("hark.fbank.high_freq_hz")?,
-            use_power: boolean("hark.fbank.use_power")?,
-            log_floor: float("hark.fbank.log_floor")? as f32,
-            sample_scale: float("hark.fbank.sample_scale")? as f32,
+        let input = match get("hark.input_kind")? {
+            "fbank" => Input::Fbank(Self::fbank_from_metadata(meta, sample_rate)?),
+            "waveform" => Input::Waveform,
+            other => {
+                return Err(HarkError::Model(format!(
+                    "input kind `{other}` is not supported (only `fbank` and `waveform`)"
+                )))
+            }
         };
-        if fbank.frame_length_samples == 0
-            || fbank.frame_shift_samples == 0
-            || fbank.fft_size < fbank.frame_length_samples
-            || !fbank.fft_size.is_power_of_two()
-            || fbank.num_bins == 0
-            || fbank.sample_rate_hz == 0
-            || fbank.high_freq_hz <= fbank.low_freq_hz
-        {
-            return Err(HarkError::Model(format!(
-                "inconsistent fbank settings: {fbank:?}"
-            )));
-        }
         let tokens: Vec<String> = serde_json::from_str(get("hark.tokens")?)
             .map_err(|e| HarkError::Model(format!("metadata key `hark.tokens`: {e}")))?;
         let states: Vec<StateSpec> = serde_json::from_str(get("hark.states")?)
             .map_err(|e| HarkError::Model(format!("metadata key `hark.states`: {e}")))?;
+        // (chunk, shift, left context, subsampling, pad value) in frames;
+        // a waveform model's frame is one sample, padded with silence.
+        let chunking = match input {
+            Input::Fbank(_) => (
+                num("hark.chunk_frames")?,
+                num("hark.chunk_shift_frames")?,
+                num("hark.left_context_frames")?,
+                num("hark.subsampling")?,
+                float("hark.pad_frame_value")? as f32,
+            ),
+            Input::Waveform => {
+                let chunk = num("hark.chunk_samples")?;
+                (chunk, chunk, 0, num("hark.samples_per_output_frame")?, 0.0)
+            }
+        };
         let info = ModelInfo {
             contract_version,
             name: get("hark.model_name")?.to_string(),
             arch: get("hark.arch")?.to_string(),
             num_params: parse("hark.num_params", get("hark.num_params")?)?,
             macs_per_second: parse("hark.macs_per_second", get("hark.macs_per_second")?)?,
-            fbank,
-            chunk_frames: num("hark.chunk_frames")?,
-            chunk_shift_frames: num("hark.chunk_shift_frames")?,
-            left_context_frames: num("hark.left_context_frames")?,
-            subsampling: num("hark.subsampling")?,
-            pad_frame_value: float("hark.pad_frame_value")? as f32,
+            chunk_frames: chunking.0,
+            chunk_shift_frames: chunking.1,
+            left_context_frames: chunking.2,
+            subsampling: chunking.3,
+            pad_frame_value: chunking.4,
+            input,
+            sample_rate,
             token_kind: get("hark.token_kind")?.to_string(),
             tokens,
             blank_id: num("hark.blank_id")?,
@@ -190,16 +218,19 @@ impl ModelInfo {
         }
         // Bounds that no sane model exceeds, so a corrupt file cannot make
         // the runtime allocate without limit.
-        if info.chunk_frames > MAX_CHUNK_FRAMES
-            || info.fbank.num_bins > MAX_BINS
-            || info.fbank.fft_size > MAX_FFT_SIZE
+        let (max_chunk, fft_size) = match &info.input {
+            Input::Fbank(f) => (MAX_CHUNK_FRAMES, f.fft_size),
+            Input::Waveform => (MAX_CHUNK_SAMPLES, 0),
+        };
+        if info.chunk_frames > max_chunk
+            || info.frame_dim() > MAX_BINS
+            || fft_size > MAX_FFT_SIZE
             || info.tokens.len() > MAX_TOKENS
         {
             return Err(HarkError::Model(format!(
-                "implausible sizes: chunk {} frames, {} bins, fft {}, {} tokens",
+                "implausible sizes: chunk {} frames, {} values per frame, fft {fft_size}, {} tokens",
                 info.chunk_frames,
-                info.fbank.num_bins,
-                info.fbank.fft_size,
+                info.frame_dim(),
                 info.tokens.len()
             )));
         }
@@ -230,6 +261,63 @@ impl ModelInfo {
             )));
         }
         Ok(info)
+    }
+
+    /// The `hark.fbank.*` keys of an fbank model.
+    fn fbank_from_metadata(
+        meta: &HashMap<String, String>,
+        sample_rate: u32,
+    ) -> Result<FbankConfig> {
+        let get = |k: &str| -> Result<&str> {
+            meta.get(k)
+                .map(|s| s.as_str())
+                .ok_or_else(|| HarkError::Model(format!("missing metadata key `{k}`")))
+        };
+        fn parse<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
+            v.trim()
+                .parse()
+                .map_err(|_| HarkError::Model(format!("metadata key `{k}`: cannot parse `{v}`")))
+        }
+        let num = |k: &str| -> Result<usize> { parse(k, get(k)?) };
+        let float = |k: &str| -> Result<f64> { parse(k, get(k)?) };
+        let boolean = |k: &str| -> Result<bool> { parse(k, get(k)?) };
+        let window = get("hark.fbank.window")?;
+        if window != "povey" {
+            return Err(HarkError::Model(format!(
+                "fbank window `{window}` is not supported"
+            )));
+        }
+        if float("hark.fbank.dither")? != 0.0 || !boolean("hark.fbank.snip_edges")? {
+            return Err(HarkError::Model(
+                "only dither=0 and snip_edges=true fbanks are supported".into(),
+            ));
+        }
+        let fbank = FbankConfig {
+            sample_rate_hz: sample_rate,
+            num_bins: num("hark.fbank.num_bins")?,
+            frame_length_samples: num("hark.fbank.frame_length_samples")?,
+            frame_shift_samples: num("hark.fbank.frame_shift_samples")?,
+            fft_size: num("hark.fbank.fft_size")?,
+            preemphasis: float("hark.fbank.preemphasis")? as f32,
+            remove_dc_offset: boolean("hark.fbank.remove_dc_offset")?,
+            low_freq_hz: float("hark.fbank.low_freq_hz")?,
+            high_freq_hz: float("hark.fbank.high_freq_hz")?,
+            use_power: boolean("hark.fbank.use_power")?,
+            log_floor: float("hark.fbank.log_floor")? as f32,
+            sample_scale: float("hark.fbank.sample_scale")? as f32,
+        };
+        if fbank.frame_length_samples == 0
+            || fbank.frame_shift_samples == 0
+            || fbank.fft_size < fbank.frame_length_samples
+            || !fbank.fft_size.is_power_of_two()
+            || fbank.num_bins == 0
+            || fbank.high_freq_hz <= fbank.low_freq_hz
+        {
+            return Err(HarkError::Model(format!(
+                "inconsistent fbank settings: {fbank:?}"
+            )));
+        }
+        Ok(fbank)
     }
 }
 
@@ -341,17 +429,14 @@ impl Model {
         let mut model = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .map_err(ctx)?;
-        let mut inputs = vec!["feats".to_string()];
+        let mut inputs = vec![info.input_name().to_string()];
         inputs.extend(info.states.iter().map(|s| s.input.clone()));
         let mut outputs = vec!["log_probs".to_string()];
         outputs.extend(info.states.iter().map(|s| s.output.clone()));
         model.set_input_names(&inputs).map_err(ctx)?;
         model.select_outputs_by_name(&outputs).map_err(ctx)?;
         model
-            .set_input_fact(
-                0,
-                f32::fact([1, info.chunk_frames, info.fbank.num_bins]).into(),
-            )
+            .set_input_fact(0, f32::fact(info.input_shape()).into())
             .map_err(ctx)?;
         for (i, s) in info.states.iter().enumerate() {
             model
@@ -411,14 +496,14 @@ impl Model {
             .collect()
     }
 
-    /// Run one chunk: `feats` is chunk_frames * num_bins values; `state` is
+    /// Run one chunk: `feats` is chunk_frames * frame_dim values (fbank
+    /// frames, or samples for a waveform model); `state` is
     /// replaced by the new state; `log_probs` receives
     /// (chunk_frames / subsampling) * num_tokens values.
     pub fn step(&self, feats: &[f32], state: &mut [Tensor], log_probs: &mut [f32]) -> Result<()> {
         let info = &self.info;
         let run = |e: TractError| HarkError::Runtime(format!("model step failed: {e:#}"));
-        let x =
-            Tensor::from_shape(&[1, info.chunk_frames, info.fbank.num_bins], feats).map_err(run)?;
+        let x = Tensor::from_shape(&info.input_shape(), feats).map_err(run)?;
         let mut inputs: TVec<TValue> = tvec![x.into()];
         for s in state.iter_mut() {
             inputs.push(std::mem::take(s).into());

@@ -77,8 +77,37 @@ struct Core {
     timing: StepTiming,
 }
 
+/// Samples to model input frames: the filterbank, or, for a waveform
+/// model, each sample as a one-value frame.
+enum Frontend {
+    Fbank(Box<Fbank>),
+    Waveform,
+}
+
+impl Frontend {
+    fn new(info: &crate::model::ModelInfo) -> Self {
+        match info.fbank() {
+            Some(f) => Frontend::Fbank(Box::new(Fbank::new(f))),
+            None => Frontend::Waveform,
+        }
+    }
+
+    fn accept(&mut self, samples: &[f32], on_frame: impl FnMut(&[f32])) {
+        match self {
+            Frontend::Fbank(f) => f.accept(samples, on_frame),
+            Frontend::Waveform => samples.chunks(1).for_each(on_frame),
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Frontend::Fbank(f) = self {
+            f.reset();
+        }
+    }
+}
+
 pub struct Stream {
-    fbank: Fbank,
+    frontend: Frontend,
     core: Core,
 }
 
@@ -90,7 +119,7 @@ impl Stream {
         let out_frames = info.chunk_frames / info.subsampling;
         let core = Core {
             tokens: Tokens::new(info.tokens.clone(), info.blank_id),
-            feats: vec![0.0; info.chunk_frames * info.fbank.num_bins],
+            feats: vec![0.0; info.chunk_frames * info.frame_dim()],
             fill: 0,
             state: model.initial_state(),
             log_probs: vec![0.0; out_frames * info.tokens.len()],
@@ -110,7 +139,7 @@ impl Stream {
             model: model.clone(),
         };
         Stream {
-            fbank: Fbank::new(&model.info.fbank),
+            frontend: Frontend::new(&model.info),
             core,
         }
     }
@@ -150,7 +179,7 @@ impl Stream {
     ) -> Result<()> {
         self.core.arrival = arrival;
         let core = &mut self.core;
-        self.fbank
+        self.frontend
             .accept(samples, |frame| core.on_frame(frame, events));
         match self.core.error.take() {
             Some(e) => Err(e),
@@ -163,7 +192,7 @@ impl Stream {
     pub fn finish(&mut self, events: &mut Vec<Event>) -> Result<()> {
         let core = &mut self.core;
         if core.fill > 0 {
-            let bins = core.model.info.fbank.num_bins;
+            let bins = core.model.info.frame_dim();
             let pad = core.model.info.pad_frame_value;
             core.feats[core.fill * bins..]
                 .iter_mut()
@@ -173,7 +202,7 @@ impl Stream {
         }
         core.end_utterance(events, true);
         core.reset_model_state();
-        self.fbank.reset();
+        self.frontend.reset();
         Ok(())
     }
 }

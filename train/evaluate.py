@@ -1,7 +1,7 @@
 """Measure a contract model's WER: synthetic held-out voices and real
 recordings that ship in Debian packages (evaluation only, never training).
 
-    python train/evaluate.py --model models/hark-wsm-v1.onnx --out models/eval-hark-wsm-v1.json
+    python train/evaluate.py --model models/hark-wsm-v2.onnx --out models/eval-hark-wsm-v2.json
 
 The model runs exactly as the runtime runs it: fbank (train/fbank.py), then
 chunk by chunk through onnxruntime with explicit state (docs/model-contract.md),
@@ -11,7 +11,9 @@ then greedy CTC. Real recordings are converted to 16 kHz mono with sox.
 import argparse
 import json
 import pathlib
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -72,12 +74,47 @@ class Recognizer:
         return " ".join("".join(text).split())
 
 
+# Training voices for the generalization check: (engine, voice).
+SEEN_VOICES = [("espeak", "en-us"), ("flite", "slt"), ("flite", "awb")]
+
+
+def synthesize(engine: str, voice: str, text: str, out: pathlib.Path) -> np.ndarray:
+    raw = out.with_suffix(".tts.wav")
+    if engine == "espeak":
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
+    else:
+        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(raw)], check=True)
+    return load_audio(raw)
+
+
+def generalization_sets(rec, corpus: pathlib.Path, n: int) -> dict:
+    """Where the errors come from: clean training clips (voices and sentences
+    seen in training) and held-out test sentences spoken by training voices
+    (voices seen, sentences not), next to the held-out voices' sets."""
+    train = [json.loads(x) for x in (corpus / "train" / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    clean = [it for it in train if not it.get("aug")]
+    step = max(1, len(clean) // n)
+    rows = {"train-clips-clean": [(it["text"], rec.transcribe(load_audio(corpus / it["path"])))
+                                  for it in clean[::step][:n]]}
+    test = [json.loads(x) for x in (corpus / "test_clean" / "manifest.jsonl").read_text().splitlines()
+            if x.strip()][: max(1, n // len(SEEN_VOICES))]
+    with tempfile.TemporaryDirectory() as td:
+        for engine, voice in SEEN_VOICES:
+            for k, it in enumerate(test):
+                wave = synthesize(engine, voice, it["text"], pathlib.Path(td) / f"{engine}-{voice}-{k}.wav")
+                rows.setdefault("train-voices-heldout-sentences", []).append((it["text"], rec.transcribe(wave)))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/hark-wsm-v1.onnx")
+    ap.add_argument("--model", default="models/hark-wsm-v2.onnx")
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--max-synthetic", type=int, default=400)
+    ap.add_argument("--generalization", type=int, default=0, metavar="N",
+                    help="also score N clean training clips and N held-out sentences spoken by training "
+                         "voices (espeak en-us, flite slt and awb), to separate voice from sentence errors")
     a = ap.parse_args()
     rec = Recognizer(a.model)
     results = {"model": a.model, "sets": {}, "utterances": []}
@@ -92,6 +129,8 @@ def main():
         for it in items:
             hyp = rec.transcribe(load_audio(corpus / it["path"]))
             by_set.setdefault(f"synthetic-{split}", []).append((it["text"], hyp))
+    if a.generalization:
+        by_set.update(generalization_sets(rec, corpus, a.generalization))
     for name, path, ref in real_recordings():
         hyp = rec.transcribe(load_audio(path))
         results["utterances"].append({"set": name, "file": str(path), "ref": ref, "hyp": hyp})

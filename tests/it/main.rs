@@ -14,6 +14,7 @@ mod ring;
 mod streaming;
 mod systemd;
 mod util;
+mod waveform;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

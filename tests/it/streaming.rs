@@ -2,18 +2,28 @@
 //! exactly the same events as feeding it whole, at 16 kHz and through the
 //! resampler.
 
+use std::sync::Arc;
+
+use hark::model::Model;
 use hark::recognizer::Recognizer;
 use hark::stream::{Event, StreamConfig};
 use rand::{Rng, SeedableRng};
 
 use crate::util::{model, speechlike};
 
-fn run(samples: &[f32], rate: u32, pieces: Option<u64>) -> Vec<Event> {
+/// Events of `samples` through a fresh recognizer for `model`: whole, or in
+/// random piece sizes drawn from `pieces` (a seed).
+pub(crate) fn run_model(
+    model: Arc<Model>,
+    samples: &[f32],
+    rate: u32,
+    pieces: Option<u64>,
+) -> Vec<Event> {
     let cfg = StreamConfig {
         partials: true,
         ..StreamConfig::default()
     };
-    let mut rec = Recognizer::new(model(), rate, cfg).expect("recognizer");
+    let mut rec = Recognizer::new(model, rate, cfg).expect("recognizer");
     let mut events = Vec::new();
     match pieces {
         None => events.extend(rec.push(samples).expect("push")),
@@ -31,7 +41,11 @@ fn run(samples: &[f32], rate: u32, pieces: Option<u64>) -> Vec<Event> {
     events
 }
 
-fn strip(events: Vec<Event>) -> Vec<(hark::stream::EventKind, String, i64, i64)> {
+fn run(samples: &[f32], rate: u32, pieces: Option<u64>) -> Vec<Event> {
+    run_model(model(), samples, rate, pieces)
+}
+
+pub(crate) fn strip(events: Vec<Event>) -> Vec<(hark::stream::EventKind, String, i64, i64)> {
     events
         .into_iter()
         .map(|e| {

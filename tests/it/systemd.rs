@@ -76,8 +76,11 @@ fn unit_for_test(dir: &Path, gpu: bool) -> PathBuf {
     if gpu {
         let dropins = dir.join("hark.service.d");
         std::fs::create_dir(&dropins).expect("drop-in dir");
-        std::fs::copy(repo().join("systemd/hark-gpu.conf"), dropins.join("gpu.conf"))
-            .expect("copy systemd/hark-gpu.conf");
+        std::fs::copy(
+            repo().join("systemd/hark-gpu.conf"),
+            dropins.join("gpu.conf"),
+        )
+        .expect("copy systemd/hark-gpu.conf");
     }
     path
 }
