@@ -130,32 +130,19 @@ impl ModelInfo {
 
     /// Parse and validate the metadata of a contract model.
     pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Self> {
-        let get = |k: &str| -> Result<&str> {
-            meta.get(k)
-                .map(|s| s.as_str())
-                .ok_or_else(|| HarkError::Model(format!("missing metadata key `{k}`")))
-        };
-        fn parse<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
-            v.trim()
-                .parse()
-                .map_err(|_| HarkError::Model(format!("metadata key `{k}`: cannot parse `{v}`")))
-        }
-        let num = |k: &str| -> Result<usize> { parse(k, get(k)?) };
-        let float = |k: &str| -> Result<f64> { parse(k, get(k)?) };
-        let boolean = |k: &str| -> Result<bool> { parse(k, get(k)?) };
-
-        let contract_version: u32 = parse("hark.contract_version", get("hark.contract_version")?)?;
+        let m = Meta(meta);
+        let contract_version: u32 = m.parse("hark.contract_version")?;
         if contract_version != CONTRACT_VERSION {
             return Err(HarkError::Model(format!(
                 "model declares contract version {contract_version}, this hark reads version {CONTRACT_VERSION}"
             )));
         }
-        let sample_rate: u32 = parse("hark.sample_rate_hz", get("hark.sample_rate_hz")?)?;
+        let sample_rate: u32 = m.parse("hark.sample_rate_hz")?;
         if sample_rate == 0 {
             return Err(HarkError::Model("sample rate 0".into()));
         }
-        let input = match get("hark.input_kind")? {
-            "fbank" => Input::Fbank(Self::fbank_from_metadata(meta, sample_rate)?),
+        let input = match m.get("hark.input_kind")? {
+            "fbank" => Input::Fbank(Self::fbank_from_metadata(&m, sample_rate)?),
             "waveform" => Input::Waveform,
             other => {
                 return Err(HarkError::Model(format!(
@@ -163,31 +150,37 @@ impl ModelInfo {
                 )))
             }
         };
-        let tokens: Vec<String> = serde_json::from_str(get("hark.tokens")?)
+        let tokens: Vec<String> = serde_json::from_str(m.get("hark.tokens")?)
             .map_err(|e| HarkError::Model(format!("metadata key `hark.tokens`: {e}")))?;
-        let states: Vec<StateSpec> = serde_json::from_str(get("hark.states")?)
+        let states: Vec<StateSpec> = serde_json::from_str(m.get("hark.states")?)
             .map_err(|e| HarkError::Model(format!("metadata key `hark.states`: {e}")))?;
         // (chunk, shift, left context, subsampling, pad value) in frames;
         // a waveform model's frame is one sample, padded with silence.
         let chunking = match input {
             Input::Fbank(_) => (
-                num("hark.chunk_frames")?,
-                num("hark.chunk_shift_frames")?,
-                num("hark.left_context_frames")?,
-                num("hark.subsampling")?,
-                float("hark.pad_frame_value")? as f32,
+                m.parse::<usize>("hark.chunk_frames")?,
+                m.parse::<usize>("hark.chunk_shift_frames")?,
+                m.parse::<usize>("hark.left_context_frames")?,
+                m.parse::<usize>("hark.subsampling")?,
+                m.parse::<f64>("hark.pad_frame_value")? as f32,
             ),
             Input::Waveform => {
-                let chunk = num("hark.chunk_samples")?;
-                (chunk, chunk, 0, num("hark.samples_per_output_frame")?, 0.0)
+                let chunk = m.parse::<usize>("hark.chunk_samples")?;
+                (
+                    chunk,
+                    chunk,
+                    0,
+                    m.parse::<usize>("hark.samples_per_output_frame")?,
+                    0.0,
+                )
             }
         };
         let info = ModelInfo {
             contract_version,
-            name: get("hark.model_name")?.to_string(),
-            arch: get("hark.arch")?.to_string(),
-            num_params: parse("hark.num_params", get("hark.num_params")?)?,
-            macs_per_second: parse("hark.macs_per_second", get("hark.macs_per_second")?)?,
+            name: m.get("hark.model_name")?.to_string(),
+            arch: m.get("hark.arch")?.to_string(),
+            num_params: m.parse("hark.num_params")?,
+            macs_per_second: m.parse("hark.macs_per_second")?,
             chunk_frames: chunking.0,
             chunk_shift_frames: chunking.1,
             left_context_frames: chunking.2,
@@ -195,12 +188,12 @@ impl ModelInfo {
             pad_frame_value: chunking.4,
             input,
             sample_rate,
-            token_kind: get("hark.token_kind")?.to_string(),
+            token_kind: m.get("hark.token_kind")?.to_string(),
             tokens,
-            blank_id: num("hark.blank_id")?,
+            blank_id: m.parse::<usize>("hark.blank_id")?,
             states,
-            reset_on_endpoint: boolean("hark.reset_on_endpoint")?,
-            training: get("hark.training")?.to_string(),
+            reset_on_endpoint: m.parse::<bool>("hark.reset_on_endpoint")?,
+            training: m.get("hark.training")?.to_string(),
         };
         if info.chunk_frames == 0
             || info.subsampling == 0
@@ -264,47 +257,33 @@ impl ModelInfo {
     }
 
     /// The `hark.fbank.*` keys of an fbank model.
-    fn fbank_from_metadata(
-        meta: &HashMap<String, String>,
-        sample_rate: u32,
-    ) -> Result<FbankConfig> {
-        let get = |k: &str| -> Result<&str> {
-            meta.get(k)
-                .map(|s| s.as_str())
-                .ok_or_else(|| HarkError::Model(format!("missing metadata key `{k}`")))
-        };
-        fn parse<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
-            v.trim()
-                .parse()
-                .map_err(|_| HarkError::Model(format!("metadata key `{k}`: cannot parse `{v}`")))
-        }
-        let num = |k: &str| -> Result<usize> { parse(k, get(k)?) };
-        let float = |k: &str| -> Result<f64> { parse(k, get(k)?) };
-        let boolean = |k: &str| -> Result<bool> { parse(k, get(k)?) };
-        let window = get("hark.fbank.window")?;
+    fn fbank_from_metadata(m: &Meta, sample_rate: u32) -> Result<FbankConfig> {
+        let window = m.get("hark.fbank.window")?;
         if window != "povey" {
             return Err(HarkError::Model(format!(
                 "fbank window `{window}` is not supported"
             )));
         }
-        if float("hark.fbank.dither")? != 0.0 || !boolean("hark.fbank.snip_edges")? {
+        if m.parse::<f64>("hark.fbank.dither")? != 0.0
+            || !m.parse::<bool>("hark.fbank.snip_edges")?
+        {
             return Err(HarkError::Model(
                 "only dither=0 and snip_edges=true fbanks are supported".into(),
             ));
         }
         let fbank = FbankConfig {
             sample_rate_hz: sample_rate,
-            num_bins: num("hark.fbank.num_bins")?,
-            frame_length_samples: num("hark.fbank.frame_length_samples")?,
-            frame_shift_samples: num("hark.fbank.frame_shift_samples")?,
-            fft_size: num("hark.fbank.fft_size")?,
-            preemphasis: float("hark.fbank.preemphasis")? as f32,
-            remove_dc_offset: boolean("hark.fbank.remove_dc_offset")?,
-            low_freq_hz: float("hark.fbank.low_freq_hz")?,
-            high_freq_hz: float("hark.fbank.high_freq_hz")?,
-            use_power: boolean("hark.fbank.use_power")?,
-            log_floor: float("hark.fbank.log_floor")? as f32,
-            sample_scale: float("hark.fbank.sample_scale")? as f32,
+            num_bins: m.parse::<usize>("hark.fbank.num_bins")?,
+            frame_length_samples: m.parse::<usize>("hark.fbank.frame_length_samples")?,
+            frame_shift_samples: m.parse::<usize>("hark.fbank.frame_shift_samples")?,
+            fft_size: m.parse::<usize>("hark.fbank.fft_size")?,
+            preemphasis: m.parse::<f64>("hark.fbank.preemphasis")? as f32,
+            remove_dc_offset: m.parse::<bool>("hark.fbank.remove_dc_offset")?,
+            low_freq_hz: m.parse::<f64>("hark.fbank.low_freq_hz")?,
+            high_freq_hz: m.parse::<f64>("hark.fbank.high_freq_hz")?,
+            use_power: m.parse::<bool>("hark.fbank.use_power")?,
+            log_floor: m.parse::<f64>("hark.fbank.log_floor")? as f32,
+            sample_scale: m.parse::<f64>("hark.fbank.sample_scale")? as f32,
         };
         if fbank.frame_length_samples == 0
             || fbank.frame_shift_samples == 0
@@ -318,6 +297,25 @@ impl ModelInfo {
             )));
         }
         Ok(fbank)
+    }
+}
+
+/// Contract metadata with errors that name the key.
+struct Meta<'a>(&'a HashMap<String, String>);
+
+impl Meta<'_> {
+    fn get(&self, k: &str) -> Result<&str> {
+        self.0
+            .get(k)
+            .map(|s| s.as_str())
+            .ok_or_else(|| HarkError::Model(format!("missing metadata key `{k}`")))
+    }
+
+    fn parse<T: std::str::FromStr>(&self, k: &str) -> Result<T> {
+        let v = self.get(k)?;
+        v.trim()
+            .parse()
+            .map_err(|_| HarkError::Model(format!("metadata key `{k}`: cannot parse `{v}`")))
     }
 }
 
