@@ -95,22 +95,28 @@ def export(model, out_path, chunk_frames: int = 32, name: str = "hark-wsm", trai
         raise SystemExit(f"chunk_frames must be a multiple of {cfg.chunk_multiple}")
     model = model.eval()
     feats = torch.full((1, chunk_frames, cfg.num_bins), FB.PAD_FRAME_VALUE)
-    state = model.initial_state(1)
-    in_names = ["feats"] + [n for n, _, _ in model.state_specs()]
-    out_names = ["log_probs"] + [n + "_out" for n, _, _ in model.state_specs()]
+    return write_step(model, "feats", feats, contract_metadata(model, chunk_frames, name, training), out_path,
+                      fp16)
+
+
+def write_step(model, input_name: str, example, metadata: dict, out_path, fp16: bool = False):
+    """Export one streaming step of `model` (input `input_name` like
+    `example`, then its state; outputs log_probs and each state's `_out`)
+    with the contract `metadata`, check it and save it."""
+    specs = model.state_specs()
     buf = io.BytesIO()
     torch.onnx.export(
         _Step(model).eval(),
-        (feats, *state),
+        (example, *model.initial_state(1)),
         buf,
-        input_names=in_names,
-        output_names=out_names,
+        input_names=[input_name] + [n for n, _, _ in specs],
+        output_names=["log_probs"] + [n + "_out" for n, _, _ in specs],
         opset_version=OPSET,
         do_constant_folding=True,
         dynamo=False,
     )
     proto = onnx.load_from_string(buf.getvalue())
-    for k, v in contract_metadata(model, chunk_frames, name, training).items():
+    for k, v in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     if fp16:

@@ -72,7 +72,6 @@ delayed by one student frame; student.py's distill_loss). Resumable from
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import pathlib
@@ -89,10 +88,10 @@ import torch.nn.functional as F
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from export import CONTRACT_VERSION, OPSET, _Step, store_fp16  # noqa: E402
+from export import CONTRACT_VERSION, write_step  # noqa: E402
 from model import BLANK_ID, TOKENS, count_params  # noqa: E402
 from student import distill_loss  # noqa: E402
-from train import encode, make_batches, score  # noqa: E402
+from train import encode, make_batches, open_run, score  # noqa: E402
 
 SAMPLE_RATE_HZ = 16000
 SUPPORTED = ("wav2vec2", "hubert", "wavlm")
@@ -635,35 +634,13 @@ def contract_metadata(model: SSLStudent, chunk_samples: int, name: str, training
 def export(model: SSLStudent, out_path, chunk_samples: int, name: str = "hark-ssl", training: str = "",
            fp16: bool = False):
     """One ONNX file, input kind `waveform` (docs/model-contract.md)."""
-    import onnx
-
     cfg = model.cfg
     if chunk_samples <= 0 or chunk_samples % cfg.chunk_multiple:
         raise SystemExit(f"chunk_samples must be a positive multiple of {cfg.chunk_multiple} "
                          f"(samples per output frame)")
     model = model.eval()
-    specs = model.state_specs()
-    buf = io.BytesIO()
-    torch.onnx.export(
-        _Step(model).eval(),
-        (torch.zeros(1, chunk_samples), *model.initial_state(1)),
-        buf,
-        input_names=["audio"] + [n for n, _, _ in specs],
-        output_names=["log_probs"] + [n + "_out" for n, _, _ in specs],
-        opset_version=OPSET,
-        do_constant_folding=True,
-        dynamo=False,
-    )
-    proto = onnx.load_from_string(buf.getvalue())
-    for k, v in contract_metadata(model, chunk_samples, name, training).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    if fp16:
-        proto = store_fp16(proto)
-    onnx.checker.check_model(proto)
-    pathlib.Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(out_path))
-    return proto
+    return write_step(model, "audio", torch.zeros(1, chunk_samples),
+                      contract_metadata(model, chunk_samples, name, training), out_path, fp16)
 
 
 def pad_samples(wave: np.ndarray, multiple: int) -> np.ndarray:
@@ -766,15 +743,7 @@ def ms_units(lens):
 # -------------------------------------------------------------------- train --
 def train_main(a):
     torch.set_num_threads(a.threads)
-    run = pathlib.Path(a.run)
-    run.mkdir(parents=True, exist_ok=True)
-    logf = open(run / "log.jsonl", "a")
-
-    def log(msg, **kv):
-        line = json.dumps({"time": time.strftime("%H:%M:%S"), "msg": msg, **kv})
-        print(line, flush=True)
-        logf.write(line + "\n")
-        logf.flush()
+    run, log = open_run(a.run)
 
     corpus = pathlib.Path(a.corpus)
     train = load_split(corpus, "train", a.limit)

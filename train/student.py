@@ -54,7 +54,7 @@ sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
 from model import BLANK_ID, TOKENS  # noqa: E402
-from train import encode, make_batches, score  # noqa: E402
+from train import encode, make_batches, open_run, score  # noqa: E402
 
 
 @dataclass
@@ -389,15 +389,7 @@ def main():
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
-    run = pathlib.Path(a.run)
-    run.mkdir(parents=True, exist_ok=True)
-    logf = open(run / "log.jsonl", "a")
-
-    def log(msg, **kv):
-        line = json.dumps({"time": time.strftime("%H:%M:%S"), "msg": msg, **kv})
-        print(line, flush=True)
-        logf.write(line + "\n")
-        logf.flush()
+    run, log = open_run(a.run)
 
     corpus = pathlib.Path(a.corpus)
     train = load_pairs(corpus, "train", log)

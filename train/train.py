@@ -63,6 +63,22 @@ def load_split(corpus: pathlib.Path, split: str, log=print):
     return feats, np.array(offsets), [it["text"] for it in items]
 
 
+def open_run(run_dir):
+    """(run directory, created if needed; log(msg, **fields)): each log call
+    prints one JSON line and appends it to <run>/log.jsonl."""
+    run = pathlib.Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    logf = open(run / "log.jsonl", "a")
+
+    def log(msg, **kv):
+        line = json.dumps({"time": time.strftime("%H:%M:%S"), "msg": msg, **kv})
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    return run, log
+
+
 def encode(text: str, vocab: list) -> list:
     index = {t: i for i, t in enumerate(vocab)}
     return [index[c] for c in text if c in index]
@@ -178,15 +194,7 @@ def main():
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
-    run = pathlib.Path(a.run)
-    run.mkdir(parents=True, exist_ok=True)
-    logf = open(run / "log.jsonl", "a")
-
-    def log(msg, **kv):
-        line = {"time": time.strftime("%H:%M:%S"), "msg": msg, **kv}
-        print(json.dumps(line), flush=True)
-        logf.write(json.dumps(line) + "\n")
-        logf.flush()
+    run, log = open_run(a.run)
 
     corpus = pathlib.Path(a.corpus)
     train = load_split(corpus, "train", log)
