@@ -79,6 +79,27 @@ class CausalConvSubsampling(nn.Module):
         return y2, x[:, :, -1:], y1[:, :, -1:]
 
 
+def causal_summaries(s, s_sum, s_count, s_win, window: int):
+    """SummaryMixing's two summaries of a chunk of summary vectors s [B, N, D]
+    given the state before it (s_sum [B, 1, D] and s_count [B, 1, 1]: sum
+    and number of all earlier frames; s_win [B, W-1, D]: the last W-1
+    earlier vectors, zeros at stream start). Returns (causal global mean
+    [B, N, D], mean over the last W frames [B, N, D] (fewer at stream start:
+    the divisor counts the real frames), new s_sum, new s_count, new s_win).
+    Sums are matmuls with triangular / band masks, so the same ops run in
+    training and in the exported chunk."""
+    n, w = s.shape[1], window
+    rows = torch.arange(n, device=s.device).view(-1, 1)
+    tri = (torch.arange(n, device=s.device).view(1, -1) <= rows).to(s.dtype)
+    total = s_sum + torch.matmul(tri, s)
+    count = s_count + torch.arange(1, n + 1, dtype=s.dtype, device=s.device).view(1, n, 1)
+    ext = torch.cat([s_win, s], dim=1)  # [B, W-1+N, D]
+    idx = torch.arange(n + w - 1, device=s.device).view(1, -1)
+    band = ((idx >= rows) & (idx <= rows + w - 1)).to(s.dtype)  # [N, W-1+N]
+    wmean = torch.matmul(band, ext) / torch.clamp(count, max=float(w))
+    return total / count, wmean, total[:, -1:, :], s_count + float(n), ext[:, -(w - 1) :, :]
+
+
 class WSMBlock(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -99,8 +120,6 @@ class WSMBlock(nn.Module):
     def forward(self, x, s_sum, s_count, s_win, s_conv=None):
         # x [B, N, D]; s_sum [B, 1, D]; s_count [B, 1, 1]; s_win [B, W-1, D];
         # s_conv [B, K-1, D] (the last K-1 normalized inputs) when K > 0
-        n = x.shape[1]
-        w = self.window
         y = self.norm1(x)
         if self.kernel:
             yc = torch.cat([s_conv, y], dim=1)  # [B, K-1+N, D]
@@ -109,25 +128,11 @@ class WSMBlock(nn.Module):
         else:
             f = gelu(self.local(y))
         s = gelu(self.summary(y))
-        # Causal running mean: lower-triangular sums (a matmul, so the same
-        # ops run in training and in the exported chunk).
-        rows = torch.arange(n, device=x.device).view(-1, 1)
-        tri = (torch.arange(n, device=x.device).view(1, -1) <= rows).to(x.dtype)
-        total = s_sum + torch.matmul(tri, s)
-        steps = torch.arange(1, n + 1, dtype=x.dtype, device=x.device).view(1, n, 1)
-        count = s_count + steps
-        g = total / count
-        # Window mean over the last W frames (fewer at stream start: the
-        # state holds zeros there and the divisor counts the real frames).
-        ext = torch.cat([s_win, s], dim=1)  # [B, W-1+N, D]
-        idx = torch.arange(n + w - 1, device=x.device).view(1, -1)
-        band = ((idx >= rows) & (idx <= rows + w - 1)).to(x.dtype)  # [N, W-1+N]
-        wsum = torch.matmul(band, ext)
-        wmean = wsum / torch.clamp(count, max=float(w))
+        g, wmean, *summary_state = causal_summaries(s, s_sum, s_count, s_win, self.window)
         h = self.combine(torch.cat([f, g, wmean], dim=2))
         x = x + self.drop(h)
         x = x + self.drop(self.ff2(self.drop(gelu(self.ff1(self.norm2(x))))))
-        out = [x, total[:, -1:, :], s_count + float(n), ext[:, -(w - 1) :, :]]
+        out = [x, *summary_state]
         return out + [new_conv] if self.kernel else out
 
 

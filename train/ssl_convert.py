@@ -89,7 +89,7 @@ import torch.nn.functional as F
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from export import CONTRACT_VERSION, write_step  # noqa: E402
-from model import BLANK_ID, TOKENS, count_params  # noqa: E402
+from model import BLANK_ID, TOKENS, causal_summaries, count_params  # noqa: E402
 from student import distill_loss  # noqa: E402
 from train import encode, make_batches, open_run, score  # noqa: E402
 
@@ -338,19 +338,8 @@ class WSMMixer(nn.Module):
         self.combine.bias.copy_(att.out_proj.bias)
 
     def forward(self, y, s_sum, s_count, s_win):
-        n, w = y.shape[1], self.window
-        f = self.local(y)
-        s = self.summary(y)
-        rows = torch.arange(n, device=y.device).view(-1, 1)
-        tri = (torch.arange(n, device=y.device).view(1, -1) <= rows).to(y.dtype)
-        total = s_sum + torch.matmul(tri, s)
-        count = s_count + torch.arange(1, n + 1, dtype=y.dtype, device=y.device).view(1, n, 1)
-        ext = torch.cat([s_win, s], dim=1)
-        idx = torch.arange(n + w - 1, device=y.device).view(1, -1)
-        band = ((idx >= rows) & (idx <= rows + w - 1)).to(y.dtype)
-        wmean = torch.matmul(band, ext) / torch.clamp(count, max=float(w))
-        h = self.combine(torch.cat([f, total / count, wmean], dim=2))
-        return h, total[:, -1:, :], s_count + float(n), ext[:, -(w - 1) :, :]
+        g, wmean, *state = causal_summaries(self.summary(y), s_sum, s_count, s_win, self.window)
+        return (self.combine(torch.cat([self.local(y), g, wmean], dim=2)), *state)
 
 
 class StreamLayer(nn.Module):

@@ -53,7 +53,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
-from model import BLANK_ID, TOKENS  # noqa: E402
+from model import BLANK_ID, TOKENS, causal_summaries  # noqa: E402
 from train import encode, make_batches, open_run, score  # noqa: E402
 
 
@@ -102,21 +102,10 @@ class WSMLayer(nn.Module):
         self.combine.bias.copy_(blk.out.bias)
 
     def forward(self, x, s_sum, s_count, s_win):
-        n, w = x.shape[1], self.window
         y = self.norm(x)
         f = self.local(y)
-        s = self.summary(y)
-        rows = torch.arange(n, device=x.device).view(-1, 1)
-        tri = (torch.arange(n, device=x.device).view(1, -1) <= rows).to(x.dtype)
-        total = s_sum + torch.matmul(tri, s)
-        count = s_count + torch.arange(1, n + 1, dtype=x.dtype, device=x.device).view(1, n, 1)
-        g = total / count
-        ext = torch.cat([s_win, s], dim=1)
-        idx = torch.arange(n + w - 1, device=x.device).view(1, -1)
-        band = ((idx >= rows) & (idx <= rows + w - 1)).to(x.dtype)
-        wmean = torch.matmul(band, ext) / torch.clamp(count, max=float(w))
-        h = self.combine(torch.cat([f, g, wmean], dim=2))
-        return h, total[:, -1:, :], s_count + float(n), ext[:, -(w - 1) :, :]
+        g, wmean, *state = causal_summaries(self.summary(y), s_sum, s_count, s_win, self.window)
+        return (self.combine(torch.cat([f, g, wmean], dim=2)), *state)
 
 
 class FeedForward(nn.Module):
