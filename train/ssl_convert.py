@@ -91,7 +91,7 @@ sys.path.insert(0, str(HERE))
 from export import CONTRACT_VERSION, write_step  # noqa: E402
 from model import BLANK_ID, TOKENS, causal_summaries, count_params  # noqa: E402
 from student import distill_loss  # noqa: E402
-from train import encode, make_batches, open_run, score  # noqa: E402
+from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
 
 SAMPLE_RATE_HZ = 16000
 SUPPORTED = ("wav2vec2", "hubert", "wavlm")
@@ -757,11 +757,7 @@ def train_main(a):
     params = [p for n, p in model.named_parameters() if n in names]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
 
-    def lr_at(step):
-        if step < a.warmup:
-            return a.lr * (step + 1) / a.warmup
-        p = (step - a.warmup) / max(1, a.steps - a.warmup)
-        return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    lr_at = lr_schedule(a.lr, a.warmup, a.steps, floor=0.05)
 
     step, best, epoch, pos = 0, float("inf"), 0, 0
     rng = random.Random(a.seed)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import pathlib
 import random
 import sys
@@ -54,7 +53,7 @@ sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
 from model import BLANK_ID, TOKENS, causal_summaries  # noqa: E402
-from train import encode, make_batches, open_run, score  # noqa: E402
+from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
 
 
 @dataclass
@@ -395,11 +394,7 @@ def main():
     params = [p for _, p in model.trainable_parameters()]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
 
-    def lr_at(step):
-        if step < a.warmup:
-            return a.lr * (step + 1) / a.warmup
-        p = (step - a.warmup) / max(1, a.steps - a.warmup)
-        return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    lr_at = lr_schedule(a.lr, a.warmup, a.steps, floor=0.05)
 
     step, best, epoch, pos = 0, float("inf"), 0, 0
     rng = random.Random(a.seed)

@@ -63,6 +63,18 @@ def load_split(corpus: pathlib.Path, split: str, log=print):
     return feats, np.array(offsets), [it["text"] for it in items]
 
 
+def lr_schedule(lr: float, warmup: int, steps: int, floor: float):
+    """step -> learning rate: linear warmup, then a cosine down to floor * lr at `steps`."""
+
+    def lr_at(step):
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        p = (step - warmup) / max(1, steps - warmup)
+        return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+    return lr_at
+
+
 def open_run(run_dir):
     """(run directory, created if needed; log(msg, **fields)): each log call
     prints one JSON line and appends it to <run>/log.jsonl."""
@@ -210,11 +222,7 @@ def main():
     model.feat_std.copy_(torch.from_numpy(sample.std(0) + 1e-3))
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
 
-    def lr_at(step):
-        if step < a.warmup:
-            return a.lr * (step + 1) / a.warmup
-        p = (step - a.warmup) / max(1, a.steps - a.warmup)
-        return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    lr_at = lr_schedule(a.lr, a.warmup, a.steps, floor=0.02)
 
     step, best, epoch, pos = 0, float("inf"), 0, 0
     rng = random.Random(a.seed)
