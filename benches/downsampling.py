@@ -12,8 +12,8 @@ test files), training time, and WER/CER on the synthetic held-out voices and
 the real recordings (train/evaluate.py).
 
 Training runs only when a run directory lacks its final checkpoint
-(`train/runs/ds1`, `train/runs/ds2`; resumable, about 15 and 13 minutes on 2
-cores). Both models are short probes, far from converged: their WER is a
+(`train/runs/ds1`, `train/runs/ds2`; resumable; here ds2 took 13 minutes on
+2 quiet cores, ds1 33 minutes sharing them with other work). Both models are short probes, far from converged: their WER is a
 like-for-like comparison, not the product's accuracy.
 """
 
