@@ -136,3 +136,26 @@ fn bad_waveform_metadata_is_a_clear_error() {
         "input kind `spectrogram` is not supported",
     );
 }
+
+#[test]
+fn hark_bench_measures_a_waveform_model() {
+    let model = data("waveform/tiny-wav2vec2-wsm.onnx");
+    let wav = data("e2e/e2e-1-flite-rms.wav");
+    let (model, wav) = (
+        model.to_str().expect("utf8 path"),
+        wav.to_str().expect("utf8 path"),
+    );
+    let o = run(&["bench", "--model", model, "--format", "json", wav]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json report");
+    assert_eq!(r["model"], model);
+    assert_eq!(r["chunk_ms"], 80.0);
+    // Every chunk of the file and of the silence bench appends after it
+    // (the endpoint silence plus one chunk) is run, the last one padded,
+    // and timed.
+    let audio_ms = r["audio_s"].as_f64().expect("audio_s") * 1000.0;
+    let tail_ms = r["endpoint_silence_ms"].as_f64().expect("endpoint silence") + 80.0;
+    let chunks = ((audio_ms + tail_ms) / 80.0).ceil() as u64;
+    assert_eq!(r["chunk_ms_model"]["count"].as_u64(), Some(chunks), "{r}");
+    assert!(r["real_time_factor"].as_f64().expect("rtf") > 0.0);
+}
