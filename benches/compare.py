@@ -2,6 +2,10 @@
 
     cargo build --release && .venv/bin/python benches/compare.py
 
+It needs the synthetic corpus in data/corpus (`.venv/bin/python
+train/make_corpus.py --out data/corpus --hours 10 --seed 1234 --jobs 2`,
+~25 min on 2 cores) for the synthetic WER columns and the downsampling probes.
+
 1. Linear vs quadratic: benches/linear_vs_quadratic.py (WSM vs the same-size
    self-attention variant streamed with a key/value cache, 10/60/600 s;
    also writes benches/linear_vs_quadratic.json and .png).
