@@ -36,31 +36,38 @@ def model_macs(model) -> int:
     return own() if callable(own) else macs_per_second(model.cfg)
 
 
-def contract_metadata(model: HarkModel, chunk_frames: int, name: str, training: str) -> dict:
-    cfg = model.cfg
+def contract_metadata(model, name: str, training: str, input_meta: dict) -> dict:
+    """Every contract key (docs/model-contract.md) for `model`: the keys all
+    input kinds share, plus `input_meta`, the input kind's own keys."""
     states = [
         {"input": n, "output": n + "_out", "shape": [1, *shape], "init": init}
         for n, shape, init in model.state_specs()
     ]
-    meta = {
+    return {
         "hark.contract_version": str(CONTRACT_VERSION),
         "hark.model_name": name,
-        "hark.arch": cfg.arch,
+        "hark.arch": model.cfg.arch,
         "hark.num_params": str(count_params(model)),
         "hark.macs_per_second": str(model_macs(model)),
-        **FB.FBANK_METADATA,
-        "hark.chunk_frames": str(chunk_frames),
-        "hark.chunk_shift_frames": str(chunk_frames),
-        "hark.left_context_frames": "0",
-        "hark.subsampling": str(cfg.subsampling),
+        **input_meta,
         "hark.token_kind": "char",
-        "hark.tokens": json.dumps(cfg.vocab),
+        "hark.tokens": json.dumps(model.cfg.vocab),
         "hark.blank_id": str(BLANK_ID),
         "hark.states": json.dumps(states),
         "hark.reset_on_endpoint": "true",
         "hark.training": training,
     }
-    return meta
+
+
+def fbank_metadata(model: HarkModel, chunk_frames: int) -> dict:
+    """The keys of an fbank model that steps over `chunk_frames` frames."""
+    return {
+        **FB.FBANK_METADATA,
+        "hark.chunk_frames": str(chunk_frames),
+        "hark.chunk_shift_frames": str(chunk_frames),
+        "hark.left_context_frames": "0",
+        "hark.subsampling": str(model.cfg.subsampling),
+    }
 
 
 def store_fp16(proto, min_elements: int = 1024):
@@ -95,7 +102,7 @@ def export(model, out_path, chunk_frames: int = 32, name: str = "hark-wsm", trai
         raise SystemExit(f"chunk_frames must be a multiple of {cfg.chunk_multiple}")
     model = model.eval()
     feats = torch.full((1, chunk_frames, cfg.num_bins), FB.PAD_FRAME_VALUE)
-    return write_step(model, "feats", feats, contract_metadata(model, chunk_frames, name, training), out_path,
+    return write_step(model, "feats", feats, contract_metadata(model, name, training, fbank_metadata(model, chunk_frames)), out_path,
                       fp16)
 
 

@@ -88,7 +88,7 @@ import torch.nn.functional as F
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from export import CONTRACT_VERSION, write_step  # noqa: E402
+from export import contract_metadata, write_step  # noqa: E402
 from model import BLANK_ID, TOKENS, causal_summaries, count_params  # noqa: E402
 from student import distill_loss  # noqa: E402
 from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
@@ -597,26 +597,13 @@ def load_student(path) -> SSLStudent:
 
 
 # ------------------------------------------------------------------ export ---
-def contract_metadata(model: SSLStudent, chunk_samples: int, name: str, training: str) -> dict:
-    cfg = model.cfg
-    states = [{"input": n, "output": n + "_out", "shape": [1, *shape], "init": init}
-              for n, shape, init in model.state_specs()]
+def waveform_metadata(model: SSLStudent, chunk_samples: int) -> dict:
+    """The keys of a waveform model that steps over `chunk_samples` samples."""
     return {
-        "hark.contract_version": str(CONTRACT_VERSION),
-        "hark.model_name": name,
-        "hark.arch": cfg.arch,
-        "hark.num_params": str(count_params(model)),
-        "hark.macs_per_second": str(model.macs_per_second()),
         "hark.sample_rate_hz": str(SAMPLE_RATE_HZ),
         "hark.input_kind": "waveform",
         "hark.chunk_samples": str(chunk_samples),
-        "hark.samples_per_output_frame": str(cfg.samples_per_output_frame),
-        "hark.token_kind": "char",
-        "hark.tokens": json.dumps(cfg.vocab),
-        "hark.blank_id": str(BLANK_ID),
-        "hark.states": json.dumps(states),
-        "hark.reset_on_endpoint": "true",
-        "hark.training": training,
+        "hark.samples_per_output_frame": str(model.cfg.samples_per_output_frame),
     }
 
 
@@ -628,8 +615,8 @@ def export(model: SSLStudent, out_path, chunk_samples: int, name: str = "hark-ss
         raise SystemExit(f"chunk_samples must be a positive multiple of {cfg.chunk_multiple} "
                          f"(samples per output frame)")
     model = model.eval()
-    return write_step(model, "audio", torch.zeros(1, chunk_samples),
-                      contract_metadata(model, chunk_samples, name, training), out_path, fp16)
+    meta = contract_metadata(model, name, training, waveform_metadata(model, chunk_samples))
+    return write_step(model, "audio", torch.zeros(1, chunk_samples), meta, out_path, fp16)
 
 
 def pad_samples(wave: np.ndarray, multiple: int) -> np.ndarray:
