@@ -22,9 +22,7 @@ if the transcripts differ.
 # shellcheck source=cross/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 parse_args "$@"
-
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-repo="$(pwd)"
+enter_repo
 
 if [ "$install" -eq 1 ]; then
     sudo=""

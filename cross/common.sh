@@ -24,7 +24,8 @@ parse_args() {
         --no-install) install=0 ;;
         --host-bin)
             [ $# -ge 2 ] || die "--host-bin needs a PATH"
-            host_bin="$2"
+            # Absolute: the script changes to the repository root.
+            host_bin="$(realpath -m -- "$2")"
             shift
             ;;
         *)
@@ -34,6 +35,12 @@ parse_args() {
         esac
         shift
     done
+}
+
+# enter_repo: changes to the repository root and sets repo to it.
+enter_repo() {
+    cd "$(dirname "${BASH_SOURCE[0]}")/.." || die "cannot enter the repository root"
+    repo="$(pwd)"
 }
 
 # ensure_host_bin REPO: builds the host release binary with the cargo on
