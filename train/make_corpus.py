@@ -231,7 +231,7 @@ def make_plan(seed, hours, with_piper):
     n_train = int(hours * 3600 / avg_s)
     plan = []
 
-    def params_for(engine):
+    def params_for(engine, rng):
         if engine == "espeak":
             return {"rate": rng.randint(130, 200), "pitch": rng.randint(30, 70)}
         if engine == "piper":
@@ -243,19 +243,21 @@ def make_plan(seed, hours, with_piper):
         e = rng.choices(engines, weights)[0]
         v = rng.choice(by_engine[e])
         plan.append({"id": f"tr{i:06d}", "split": "train", "text": train_texts[i % len(train_texts)],
-                     "engine": v[0], "voice": v[1], "variant": v[2], "params": params_for(e),
+                     "engine": v[0], "voice": v[1], "variant": v[2], "params": params_for(e, rng),
                      "aug": draw_aug(rng, clean=rng.random() < 0.2)})
-    # held-out voices grouped by (engine, voice) so each group gets an equal share
+    # held-out voices grouped by (engine, voice) so each group gets an equal share; their own
+    # generator, so that dev and test_clean do not change with --hours
+    rng = random.Random(seed + 1_000_003)
     groups = sorted({(v[0], v[1]) for v in dev_voices})
     by_group = {g: [v for v in dev_voices if (v[0], v[1]) == g] for g in groups}
     for i in range(400):
         v = rng.choice(by_group[groups[i % len(groups)]])
         plan.append({"id": f"dv{i:05d}", "split": "dev", "text": dev_texts[i], "engine": v[0], "voice": v[1],
-                     "variant": v[2], "params": params_for(v[0]), "aug": draw_aug(rng, clean=rng.random() < 0.2)})
+                     "variant": v[2], "params": params_for(v[0], rng), "aug": draw_aug(rng, clean=rng.random() < 0.2)})
     for i in range(100):
         v = rng.choice(by_group[groups[i % len(groups)]])
         plan.append({"id": f"tc{i:05d}", "split": "test_clean", "text": dev_texts[400 + i], "engine": v[0],
-                     "voice": v[1], "variant": v[2], "params": params_for(v[0]), "aug": draw_aug(rng, clean=True)})
+                     "voice": v[1], "variant": v[2], "params": params_for(v[0], rng), "aug": draw_aug(rng, clean=True)})
     return plan, len(texts)
 
 

@@ -123,6 +123,23 @@ def spec_augment(x, lens_frames, rng):
     return x
 
 
+def freq_warp(x, alphas):
+    """Vocal-tract-length-style warp of each utterance's mel axis: bin j reads
+    bin alpha*j (linear interpolation) up to 85% of the axis, then a straight
+    line to the top bin, so both ends stay fixed. x: [B, T, F], alphas: B floats."""
+    f = x.shape[2]
+    j = torch.arange(f, dtype=torch.float32)
+    knee = 0.85 * (f - 1)
+    for i, a in enumerate(alphas):
+        top = a * knee
+        pos = torch.where(j <= knee, a * j, top + (f - 1 - top) * (j - knee) / (f - 1 - knee)).clamp(0, f - 1)
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=f - 1)
+        w = pos - lo
+        x[i] = x[i][:, lo] * (1 - w) + x[i][:, hi] * w
+    return x
+
+
 def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8, allowed=None):
     lens = np.diff(offsets)
     ids = [i for i in range(len(lens))
@@ -201,6 +218,8 @@ def main():
     ap.add_argument("--conv-kernel", type=int, default=5, help="causal depthwise conv per block (0: none)")
     ap.add_argument("--curriculum-steps", type=int, default=0,
                     help="first steps on clean clips of at most --curriculum-max-frames, small batches")
+    ap.add_argument("--warp", type=float, default=0.0,
+                    help="per-utterance mel-axis warp factor drawn from 1 +- this (0: off)")
     ap.add_argument("--curriculum-max-frames", type=int, default=400)
     ap.add_argument("--curriculum-batch-frames", type=int, default=8000)
     a = ap.parse_args()
@@ -257,6 +276,8 @@ def main():
     def one_step(ids, phase):
         nonlocal step, seen_frames, loss_avg, best
         x, out_lens = pad_batch(feats, offsets, ids, cfg.chunk_multiple)
+        if a.warp > 0:
+            x = freq_warp(x, [rng.uniform(1 - a.warp, 1 + a.warp) for _ in ids])
         x = spec_augment(x, [offsets[i + 1] - offsets[i] for i in ids], rng)
         tg = [targets[i] for i in ids]
         lp = model(x)[0]
