@@ -1,0 +1,438 @@
+"""PYTHON-ONLY EXPERIMENT: a character n-gram language model with CTC prefix
+beam search, to measure how much it would lower WER against the greedy CTC
+decoding that the runtime does. The Rust runtime does NOT decode this way;
+nothing here changes what hark ships.
+
+    python train/charlm.py build --corpus data/corpus --order 6 --out data/charlm6.json
+    python train/charlm.py eval --model models/hark-wsm-v3.onnx --lm data/charlm6.json \\
+        --split dev --max 200 --alpha 0,0.5,1 --beta 0,1 --beam 8 [--real]
+
+The LM is trained ONLY on the `text` fields of the training manifest
+(data/corpus/train/manifest.jsonl; with --items, the training items' JSON
+files), never on dev/test_clean texts or on real-recording transcripts.
+
+Language model: interpolated modified Kneser-Ney (Chen & Goodman, three
+discounts per order) over the model's non-blank tokens plus an end symbol.
+A sentence is "^" + text + "$": one start symbol, which is only ever
+context, and the end symbol "$", which is predicted like a character.
+N-grams that begin with "^" keep raw counts at every order (nothing can
+precede them); other lower-order n-grams use continuation counts. The file
+holds only the raw highest-order counts (contexts padded with order-1 "^");
+everything else is derived on load.
+
+Decoding: standard CTC prefix beam search (p_blank / p_nonblank per prefix,
+repeats collapse unless a blank separates them). The acoustic log-probs are
+kept pure per prefix; the LM score depends only on the prefix's text, so the
+ranking score is
+
+    log(p_blank + p_nonblank) + alpha * log P_LM(text) + beta * len(text)
+
+where `text` is the prefix with runs of spaces collapsed and leading spaces
+dropped, so the insertion bonus beta is PER CHARACTER that enters the LM
+text (letters, apostrophes and word-separating spaces). A space that starts
+the text or follows a space costs nothing. When the audio ends, every beam
+is scored with the end symbol: a trailing space is taken back and
+P_LM("$" | text without it) is added, so the final LM score is exactly
+log P_LM(normalized text + "$"). Per frame, only tokens whose log-prob is
+within `prune` of that frame's best are tried (blank always is).
+"""
+
+import argparse
+import gzip
+import itertools
+import json
+import math
+import pathlib
+import sys
+import time
+from collections import Counter, defaultdict
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+BOS, EOS = "^", "$"
+NEG_INF = -math.inf
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(text.split())
+
+
+class CharLM:
+    """Interpolated modified Kneser-Ney character n-gram LM."""
+
+    def __init__(self, order: int, symbols, raw_counts: dict):
+        if order < 1:
+            raise ValueError("order must be at least 1")
+        self.order = order
+        self.symbols = list(symbols)  # predicted symbols: characters, then EOS
+        if EOS not in self.symbols:
+            self.symbols.append(EOS)
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self.raw = dict(raw_counts)  # padded order-grams -> count
+        self._derive()
+        self._cache = {}
+
+    # -- training and persistence ---------------------------------------
+    @classmethod
+    def train(cls, sentences, order: int = 6, symbols=None):
+        raw = Counter()
+        seen = set()
+        for s in sentences:
+            text = normalize_text(s)
+            if not text:
+                continue
+            seen.update(text)
+            seq = BOS * (order - 1) + text + EOS
+            for i in range(order - 1, len(seq)):
+                raw[seq[i - order + 1 : i + 1]] += 1
+        if symbols is None:
+            symbols = sorted(seen)
+        bad = seen - set(symbols)
+        if bad:
+            raise ValueError(f"training text has symbols outside the LM vocabulary: {sorted(bad)}")
+        if BOS in symbols:
+            raise ValueError(f"{BOS!r} is reserved for the sentence start")
+        return cls(order, [s for s in symbols if s != EOS], raw)
+
+    def save(self, path):
+        path = pathlib.Path(path)
+        data = {"kind": "hark-charlm (python-only experiment)", "order": self.order,
+                "bos": BOS, "eos": EOS, "symbols": self.symbols,
+                "counts": dict(sorted(self.raw.items()))}
+        blob = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        path.write_bytes(gzip.compress(blob, 9) if path.suffix == ".gz" else blob)
+
+    @classmethod
+    def load(cls, path):
+        path = pathlib.Path(path)
+        blob = path.read_bytes()
+        if path.suffix == ".gz":
+            blob = gzip.decompress(blob)
+        data = json.loads(blob)
+        assert data["bos"] == BOS and data["eos"] == EOS
+        return cls(data["order"], data["symbols"], data["counts"])
+
+    # -- Kneser-Ney statistics ------------------------------------------
+    def _derive(self):
+        n = self.order
+        # counts[k]: n-gram of length k -> KN count (raw for the highest order and
+        # for n-grams starting with BOS; continuation counts otherwise).
+        counts = [None] + [defaultdict(int) for _ in range(n)]
+        for g, c in self.raw.items():
+            if len(g) != n:
+                raise ValueError(f"bad n-gram {g!r} for order {n}")
+            for k in range(1, n + 1):
+                s = g[n - k :]
+                if s[0] == BOS:
+                    if k >= 2 and s[1] == BOS:
+                        continue  # the same n-gram as a shorter one with one BOS
+                    if k == 1:
+                        continue  # BOS is never predicted
+                    counts[k][s] += c
+                elif k == n:
+                    counts[k][s] += c
+        # continuation counts: distinct left neighbours of each non-BOS n-gram
+        for k in range(n - 1, 0, -1):
+            longer = set()
+            for g in self.raw:
+                s = g[n - k - 1 :]  # left symbol + the k-gram
+                if s[1] == BOS:
+                    continue
+                longer.add(s)
+            for s in longer:
+                counts[k][s[1:]] += 1
+        # discounts per order from the count-of-counts
+        self.discounts = [None]
+        for k in range(1, n + 1):
+            coc = Counter(c for c in counts[k].values() if c <= 4)
+            n1, n2, n3, n4 = (coc.get(i, 0) for i in (1, 2, 3, 4))
+            if min(n1, n2, n3, n4) == 0:
+                d = (0.5, 1.0, 1.5)
+            else:
+                y = n1 / (n1 + 2 * n2)
+                d = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
+            self.discounts.append(tuple(min(max(x, 0.05), i + 1.0) for i, x in enumerate(d)))
+        # per context: (symbol indices, KN counts) for each order
+        # (made into arrays when a context is first queried)
+        self.ctx = [None] + [defaultdict(list) for _ in range(n)]
+        for k in range(1, n + 1):
+            for s, c in counts[k].items():
+                self.ctx[k][s[:-1]].append((self.index[s[-1]], c))
+        self.num_ngrams = sum(len(counts[k]) for k in range(1, n + 1))
+
+    def _dist(self, h: str) -> np.ndarray:
+        """P(. | h) over self.symbols, h already canonical (at most one leading
+        BOS, at most order-1 long)."""
+        k = len(h) + 1
+        if k == 1:
+            lower = np.full(len(self.symbols), 1.0 / len(self.symbols))
+        else:
+            lower = self._dist_cached(h[1:])  # "^ab" -> "ab", "^" -> ""
+        pairs = self.ctx[k].get(h)
+        if not pairs:
+            return lower
+        idx = np.array([q[0] for q in pairs], dtype=np.int64)
+        cnt = np.array([q[1] for q in pairs], dtype=np.float64)
+        d1, d2, d3 = self.discounts[k]
+        disc = np.where(cnt >= 3, d3, np.where(cnt >= 2, d2, d1))
+        total = cnt.sum()
+        gamma = disc.sum() / total
+        p = gamma * lower
+        p[idx] += (cnt - disc) / total
+        return p
+
+    def _dist_cached(self, h: str) -> np.ndarray:
+        p = self._cache.get(h)
+        if p is None:
+            p = self._cache[h] = self._dist(h)
+        return p
+
+    def context(self, text: str) -> str:
+        """The canonical LM context for a (normalized) sentence prefix."""
+        return (BOS + text)[-(self.order - 1):] if self.order > 1 else ""
+
+    def log_dist(self, text: str) -> np.ndarray:
+        """Natural-log P(next symbol | sentence prefix) over self.symbols."""
+        h = self.context(text)
+        key = ("log", h)
+        p = self._cache.get(key)
+        if p is None:
+            with np.errstate(divide="ignore"):
+                p = self._cache[key] = np.log(self._dist_cached(h))
+        return p
+
+    def sentence_logprob(self, text: str) -> float:
+        text = normalize_text(text)
+        lp = 0.0
+        for i, ch in enumerate(text + EOS):
+            lp += self.log_dist(text[:i])[self.index[ch]]
+        return lp
+
+
+# -- decoding --------------------------------------------------------------
+def greedy(log_probs: np.ndarray, tokens, blank: int) -> str:
+    out, prev = [], blank
+    for t in log_probs.argmax(-1).tolist():
+        if t != prev and t != blank:
+            out.append(tokens[t])
+        prev = t
+    return normalize_text("".join(out))
+
+
+class _Beam:
+    __slots__ = ("pb", "pnb", "last", "text", "lm", "lm_trim")
+
+    def __init__(self, pb, pnb, last, text, lm, lm_trim):
+        self.pb, self.pnb, self.last = pb, pnb, last
+        self.text, self.lm, self.lm_trim = text, lm, lm_trim
+
+
+def _lse(a: float, b: float) -> float:
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    m = max(a, b)
+    return m + math.log1p(math.exp(-abs(a - b)))
+
+
+def beam_search(log_probs: np.ndarray, tokens, blank: int, lm=None, alpha: float = 0.5,
+                beta: float = 1.0, beam: int = 8, prune: float = 10.0) -> str:
+    """CTC prefix beam search with an optional character LM (see the module
+    docstring for the scoring). `log_probs` is [frames, tokens], natural log."""
+    use_lm = lm is not None and alpha != 0.0
+    space = " "
+    lm_idx = [lm.index.get(t) if lm is not None else None for t in tokens]
+    if use_lm:
+        missing = [t for i, t in enumerate(tokens) if i != blank and lm_idx[i] is None]
+        if missing:
+            raise ValueError(f"tokens missing from the LM: {missing}")
+
+    def extend(b: _Beam, tok: int):
+        """(text, lm, lm_trim) after appending token `tok` to beam b."""
+        ch = tokens[tok]
+        if ch == space and (not b.text or b.text[-1] == space):
+            return b.text, b.lm, b.lm_trim
+        lm_score = b.lm + (lm.log_dist(b.text)[lm_idx[tok]] if use_lm else 0.0)
+        trim = b.lm if ch == space else lm_score
+        return b.text + ch, lm_score, trim
+
+    def rank(b: _Beam) -> float:
+        return _lse(b.pb, b.pnb) + alpha * b.lm + beta * len(b.text)
+
+    # prefixes keyed by their raw collapsed token sequence
+    beams = {(): _Beam(0.0, NEG_INF, None, "", 0.0, 0.0)}
+    for frame in np.asarray(log_probs, dtype=np.float64):
+        best = frame.max()
+        cands = [int(c) for c in np.nonzero(frame >= best - prune)[0] if c != blank]
+        p_blank = float(frame[blank])
+        nxt = {}
+
+        def get(key, parent, tok):
+            b = nxt.get(key)
+            if b is None:
+                if tok is None:
+                    b = _Beam(NEG_INF, NEG_INF, parent.last, parent.text, parent.lm, parent.lm_trim)
+                else:
+                    text, lm_score, trim = extend(parent, tok)
+                    b = _Beam(NEG_INF, NEG_INF, tok, text, lm_score, trim)
+                nxt[key] = b
+            return b
+
+        for key, b in beams.items():
+            total = _lse(b.pb, b.pnb)
+            same = get(key, b, None)
+            same.pb = _lse(same.pb, total + p_blank)
+            for c in cands:
+                pc = float(frame[c])
+                if c == b.last:
+                    same.pnb = _lse(same.pnb, b.pnb + pc)  # repeat collapses
+                    if b.pb != NEG_INF:
+                        ext = get(key + (c,), b, c)
+                        ext.pnb = _lse(ext.pnb, b.pb + pc)  # blank-separated repeat
+                else:
+                    ext = get(key + (c,), b, c)
+                    ext.pnb = _lse(ext.pnb, total + pc)
+        beams = dict(sorted(nxt.items(), key=lambda kv: rank(kv[1]), reverse=True)[:beam])
+
+    # sentence end: score "$" after the text with any trailing space taken back
+    finals = {}
+    for b in beams.values():
+        text = b.text.rstrip(space)
+        lm_score = b.lm_trim if b.text.endswith(space) else b.lm
+        if use_lm:
+            lm_score += lm.log_dist(text)[lm.index[EOS]]
+        ac = _lse(b.pb, b.pnb)
+        if text in finals:
+            finals[text] = (_lse(finals[text][0], ac), lm_score)
+        else:
+            finals[text] = (ac, lm_score)
+    best = max(finals.items(), key=lambda kv: kv[1][0] + alpha * kv[1][1] + beta * len(kv[0]))
+    return best[0]
+
+
+# -- command line --------------------------------------------------------------
+def train_sentences(corpus: pathlib.Path, items: bool):
+    """The training split's texts only (never dev/test_clean/real)."""
+    if items:
+        return [json.loads(p.read_text())["text"] for p in sorted((corpus / "train" / "items").glob("*.json"))]
+    man = corpus / "train" / "manifest.jsonl"
+    return [json.loads(x)["text"] for x in man.read_text().splitlines() if x.strip()]
+
+
+def cmd_build(a):
+    sents = train_sentences(pathlib.Path(a.corpus), a.items)
+    symbols = [" ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    if a.model:
+        from evaluate import Recognizer
+        rec = Recognizer(a.model)
+        symbols = [t for i, t in enumerate(rec.tokens) if i != rec.blank]
+    t = time.perf_counter()
+    lm = CharLM.train(sents, a.order, symbols)
+    lm.save(a.out)
+    size = pathlib.Path(a.out).stat().st_size
+    print(f"{len(sents)} training sentences, order {a.order}, {len(lm.raw)} stored {a.order}-grams, "
+          f"{lm.num_ngrams} n-grams of all orders, {size / 1e6:.2f} MB at {a.out}, "
+          f"{time.perf_counter() - t:.1f} s")
+
+
+def floats(s: str):
+    return [float(x) for x in s.split(",") if x.strip()]
+
+
+def cmd_eval(a):
+    from evaluate import Recognizer
+    import fbank as FB
+    from evalsets import load_audio, real_recordings
+    from wer import char_error_rate, score
+
+    rec = Recognizer(a.model)
+    t = time.perf_counter()
+    lm = CharLM.load(a.lm)
+    print(f"PYTHON-ONLY EXPERIMENT (the Rust runtime decodes greedily): LM {a.lm} "
+          f"({pathlib.Path(a.lm).stat().st_size / 1e6:.2f} MB, order {lm.order}, loaded in "
+          f"{time.perf_counter() - t:.1f} s)")
+    sets = {}
+    if a.split != "none":
+        corpus = pathlib.Path(a.corpus)
+        items = [json.loads(x) for x in (corpus / a.split / "manifest.jsonl").read_text().splitlines()
+                 if x.strip()][: a.max]
+        sets[f"{a.split}({len(items)})"] = [(it["text"], corpus / it["path"]) for it in items]
+    if a.real:
+        real = [(ref, path) for _, path, ref in real_recordings() if ref is not None]
+        sets[f"real({len(real)})"] = real
+    # log-probs cached in memory for the whole run (the grid reuses them)
+    cache = {}
+    for name, clips in sets.items():
+        for ref, path in clips:
+            wave = load_audio(path)
+            cache[path] = (rec.log_probs(FB.fbank(wave).numpy()), len(wave) / 16000)
+    grid = list(itertools.product(floats(a.alpha), floats(a.beta)))
+    results = []
+    for name, clips in sets.items():
+        audio_s = sum(cache[p][1] for _, p in clips)
+        g_rows = [(ref, greedy(cache[p][0], rec.tokens, rec.blank)) for ref, p in clips]
+        gw, words = score(g_rows)
+        gc = char_error_rate(g_rows)
+        print(f"\n{name}: {words} words, {audio_s:.0f} s audio; greedy WER {100 * gw:.2f}% CER {100 * gc:.2f}%")
+        print(f"{'alpha':>6s} {'beta':>6s} {'beam':>4s} {'WER':>7s} {'CER':>7s} {'ms/s audio':>10s}")
+        for alpha, beta in grid:
+            t = time.perf_counter()
+            rows = [(ref, beam_search(cache[p][0], rec.tokens, rec.blank, lm, alpha, beta, a.beam, a.prune))
+                    for ref, p in clips]
+            dt = time.perf_counter() - t
+            w, _ = score(rows)
+            c = char_error_rate(rows)
+            print(f"{alpha:6.2f} {beta:6.2f} {a.beam:4d} {100 * w:6.2f}% {100 * c:6.2f}% "
+                  f"{1000 * dt / audio_s:10.1f}", flush=True)
+            results.append({"set": name, "alpha": alpha, "beta": beta, "beam": a.beam, "wer": w, "cer": c,
+                            "greedy_wer": gw, "greedy_cer": gc, "words": words,
+                            "decode_ms_per_audio_s": 1000 * dt / audio_s})
+            if a.show:
+                for (ref, hyp), (_, ghyp) in zip(rows, g_rows):
+                    if hyp != ghyp:
+                        print(f"   REF {ref}\n   GRD {ghyp}\n   LM  {hyp}")
+    if a.out:
+        pathlib.Path(a.out).write_text(json.dumps({"note": "python-only experiment; the runtime decodes greedily",
+                                                   "model": a.model, "lm": a.lm, "results": results}, indent=1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="train the character LM on the training texts only")
+    b.add_argument("--corpus", default="data/corpus")
+    b.add_argument("--order", type=int, default=6)
+    b.add_argument("--out", required=True, help="LM file (.json, or .json.gz compressed)")
+    b.add_argument("--items", action="store_true",
+                   help="read the texts from train/items/*.json instead of train/manifest.jsonl")
+    b.add_argument("--model", help="take the LM symbols from this model's hark.tokens")
+    e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER (python-only experiment)")
+    e.add_argument("--model", default="models/hark-wsm-v3.onnx")
+    e.add_argument("--lm", required=True)
+    e.add_argument("--corpus", default="data/corpus")
+    e.add_argument("--split", default="dev", help="dev, test_clean, or none")
+    e.add_argument("--max", type=int, default=None, help="first N clips of the split")
+    e.add_argument("--real", action="store_true", help="also score the real recordings that have a reference")
+    e.add_argument("--alpha", default="0.5", help="LM weight; a comma list makes a grid with --beta")
+    e.add_argument("--beta", default="1.0", help="per-character insertion bonus; comma list allowed")
+    e.add_argument("--grid", action="store_true", help="shorthand for a default alpha x beta grid")
+    e.add_argument("--beam", type=int, default=8)
+    e.add_argument("--prune", type=float, default=10.0,
+                   help="skip tokens whose frame log-prob is this far below the frame's best")
+    e.add_argument("--show", action="store_true", help="print the utterances where the LM changed the output")
+    e.add_argument("--out", help="write the results as JSON here")
+    a = ap.parse_args()
+    if a.cmd == "build":
+        cmd_build(a)
+    else:
+        if a.grid:
+            a.alpha, a.beta = "0,0.25,0.5,0.75,1.0", "0,0.5,1.0,1.5,2.0"
+        cmd_eval(a)
+
+
+if __name__ == "__main__":
+    main()

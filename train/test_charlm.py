@@ -1,0 +1,114 @@
+"""Tests for the python-only character LM + CTC prefix beam search experiment
+(train/charlm.py). Fast, and need neither the corpus nor a model."""
+
+import itertools
+import math
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from charlm import EOS, CharLM, beam_search, greedy  # noqa: E402
+
+TOKENS = ["<blk>", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+BLANK = 0
+SENTS = ["the cat sat on the mat", "a cat and a hat", "the cat can't see the cap",
+         "my cat is black", "he sat on a mat"]
+
+
+def make_lm(order=4):
+    return CharLM.train(SENTS, order, TOKENS[1:])
+
+
+@pytest.mark.parametrize("order", [1, 2, 4, 6])
+def test_next_symbol_distribution_sums_to_one(order):
+    lm = make_lm(order)
+    assert lm.symbols[-1] == EOS and len(lm.symbols) == len(TOKENS)
+    for ctx in ["", "t", "the c", "the cat sat on the", "zzq", "x'y", "a"]:
+        p = np.exp(lm.log_dist(ctx))
+        assert p.sum() == pytest.approx(1.0, abs=1e-9)
+        assert (p > 0).all()
+
+
+def test_lm_prefers_seen_text_and_roundtrips(tmp_path):
+    lm = make_lm(4)
+    assert lm.sentence_logprob("the cat sat") > lm.sentence_logprob("the kat sat")
+    dist = np.exp(lm.log_dist("the ca"))
+    assert lm.symbols[int(dist.argmax())] == "t"
+    for name in ("lm.json", "lm.json.gz"):
+        lm.save(tmp_path / name)
+        back = CharLM.load(tmp_path / name)
+        for ctx in ["", "the c", "my cat is black"]:
+            np.testing.assert_allclose(back.log_dist(ctx), lm.log_dist(ctx))
+
+
+def peaky_log_probs(rng, frames, vocab, margin=12.0):
+    """Random CTC-like output: one clearly best token per frame. (On flat
+    distributions a width-1 prefix search may rightly differ from best path,
+    because it sums over alignments; real CTC output is peaky like this.)"""
+    logits = rng.normal(size=(frames, vocab))
+    best = rng.integers(0, vocab, size=frames)
+    best[rng.random(frames) < 0.4] = BLANK
+    logits[np.arange(frames), best] += margin
+    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+
+def test_beam1_without_lm_equals_greedy():
+    rng = np.random.default_rng(0)
+    lm = make_lm(4)
+    for _ in range(50):
+        lp = peaky_log_probs(rng, int(rng.integers(1, 60)), len(TOKENS))
+        want = greedy(lp, TOKENS, BLANK)
+        assert beam_search(lp, TOKENS, BLANK, None, 0.0, 0.0, beam=1) == want
+        assert beam_search(lp, TOKENS, BLANK, lm, 0.0, 0.0, beam=1) == want
+
+
+def test_wide_beam_finds_most_probable_labelling():
+    """Without an LM and with no pruning, a beam as wide as all prefixes
+    returns the labelling with the highest total CTC probability."""
+    tokens, rng = ["<blk>", "a", "b"], np.random.default_rng(1)
+    for _ in range(20):
+        frames = 5
+        lp = np.log(rng.dirichlet(np.ones(3), size=frames))
+        total = {}
+        for path in itertools.product(range(3), repeat=frames):
+            out, prev = [], 0
+            for t in path:
+                if t != prev and t != 0:
+                    out.append(tokens[t])
+                prev = t
+            s = "".join(out)
+            total[s] = np.logaddexp(total.get(s, -math.inf), sum(lp[i, t] for i, t in enumerate(path)))
+        want = max(total, key=total.get)
+        assert beam_search(lp, tokens, 0, None, 0.0, 0.0, beam=1000, prune=math.inf) == want
+
+
+def frames_for(spec):
+    """Log-probs with one frame per entry of spec (a dict token -> prob,
+    rest of the mass spread), each followed by a blank frame."""
+    rows = []
+    for probs in spec:
+        for p in (probs, {"<blk>": 0.97}):
+            row = np.full(len(TOKENS), 1e-4)
+            for tok, v in p.items():
+                row[TOKENS.index(tok)] = v
+            rows.append(np.log(row / row.sum()))
+    return np.array(rows)
+
+
+def test_lm_steers_non_word_to_word():
+    lm = make_lm(5)
+    spec = [{c: 0.97} for c in "the "] + [{"k": 0.6, "c": 0.37}] + [{c: 0.97} for c in "at sat"]
+    lp = frames_for(spec)
+    assert greedy(lp, TOKENS, BLANK) == "the kat sat"
+    assert beam_search(lp, TOKENS, BLANK, None, 0.0, 0.0, beam=8) == "the kat sat"
+    assert beam_search(lp, TOKENS, BLANK, lm, 0.8, 0.0, beam=8) == "the cat sat"
+
+
+def test_repeats_collapse_unless_blank_separates():
+    lp = np.log(np.array([[0.01, 0.99], [0.01, 0.99], [0.99, 0.01], [0.01, 0.99]]))
+    assert beam_search(lp, ["<blk>", "o"], 0, None, 0.0, 0.0, beam=4) == "oo"
+    lp = np.log(np.array([[0.01, 0.99], [0.01, 0.99], [0.01, 0.99]]))
+    assert beam_search(lp, ["<blk>", "o"], 0, None, 0.0, 0.0, beam=4) == "o"
