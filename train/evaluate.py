@@ -1,7 +1,7 @@
 """Measure a contract model's WER: synthetic held-out voices and real
 recordings that ship in Debian packages (evaluation only, never training).
 
-    python train/evaluate.py --model models/hark-wsm-v2.onnx --out models/eval-hark-wsm-v2.json
+    python train/evaluate.py --model models/hark-wsm-v3.onnx --out models/eval-hark-wsm-v3.json
 
 The model runs exactly as the runtime runs it: fbank (train/fbank.py), then
 chunk by chunk through onnxruntime with explicit state (docs/model-contract.md),
@@ -108,7 +108,7 @@ def generalization_sets(rec, corpus: pathlib.Path, n: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/hark-wsm-v2.onnx")
+    ap.add_argument("--model", default="models/hark-wsm-v3.onnx")
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--max-synthetic", type=int, default=400)
