@@ -8,8 +8,8 @@ nothing here changes what hark ships.
         --split dev --max 200 --alpha 0,0.5,1 --beta 0,1 --beam 8 [--real]
 
 The LM is trained ONLY on the `text` fields of the training manifest
-(data/corpus/train/manifest.jsonl; with --items, the training items' JSON
-files), never on dev/test_clean texts or on real-recording transcripts.
+(data/corpus/train/manifest.jsonl), never on dev/test_clean texts or on
+real-recording transcripts.
 
 Language model: interpolated modified Kneser-Ney (Chen & Goodman, three
 discounts per order) over the model's non-blank tokens plus an end symbol.
@@ -51,6 +51,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from train import greedy  # noqa: E402
 
 BOS, EOS = "^", "$"
 NEG_INF = -math.inf
@@ -213,15 +214,6 @@ class CharLM:
 
 
 # -- decoding --------------------------------------------------------------
-def greedy(log_probs: np.ndarray, tokens, blank: int) -> str:
-    out, prev = [], blank
-    for t in log_probs.argmax(-1).tolist():
-        if t != prev and t != blank:
-            out.append(tokens[t])
-        prev = t
-    return normalize_text("".join(out))
-
-
 class _Beam:
     __slots__ = ("pb", "pnb", "last", "text", "lm", "lm_trim")
 
@@ -315,16 +307,14 @@ def beam_search(log_probs: np.ndarray, tokens, blank: int, lm=None, alpha: float
 
 
 # -- command line --------------------------------------------------------------
-def train_sentences(corpus: pathlib.Path, items: bool):
+def train_sentences(corpus: pathlib.Path):
     """The training split's texts only (never dev/test_clean/real)."""
-    if items:
-        return [json.loads(p.read_text())["text"] for p in sorted((corpus / "train" / "items").glob("*.json"))]
     man = corpus / "train" / "manifest.jsonl"
     return [json.loads(x)["text"] for x in man.read_text().splitlines() if x.strip()]
 
 
 def cmd_build(a):
-    sents = train_sentences(pathlib.Path(a.corpus), a.items)
+    sents = train_sentences(pathlib.Path(a.corpus))
     symbols = [" ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
     if a.model:
         from evaluate import Recognizer
@@ -407,8 +397,6 @@ def main():
     b.add_argument("--corpus", default="data/corpus")
     b.add_argument("--order", type=int, default=6)
     b.add_argument("--out", required=True, help="LM file (.json, or .json.gz compressed)")
-    b.add_argument("--items", action="store_true",
-                   help="read the texts from train/items/*.json instead of train/manifest.jsonl")
     b.add_argument("--model", help="take the LM symbols from this model's hark.tokens")
     e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER (python-only experiment)")
     e.add_argument("--model", default="models/hark-wsm-v3.onnx")

@@ -24,6 +24,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 from evalsets import load_audio, real_recordings  # noqa: E402
+from train import greedy  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
 def pad_to_chunks(feats: np.ndarray, chunk: int, pad_value: float = FB.PAD_FRAME_VALUE) -> np.ndarray:
@@ -65,13 +66,7 @@ class Recognizer:
         return np.concatenate(outs)
 
     def transcribe(self, wave: np.ndarray) -> str:
-        best = self.log_probs(FB.fbank(wave).numpy()).argmax(-1).tolist()
-        text, prev = [], self.blank
-        for t in best:
-            if t != prev and t != self.blank:
-                text.append(self.tokens[t])
-            prev = t
-        return " ".join("".join(text).split())
+        return greedy(self.log_probs(FB.fbank(wave).numpy()), self.tokens, self.blank)
 
 
 # Training voices for the generalization check: (engine, voice).

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from charlm import EOS, CharLM, beam_search, greedy  # noqa: E402
+from charlm import EOS, CharLM, beam_search  # noqa: E402
+from train import greedy  # noqa: E402
 
 TOKENS = ["<blk>", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
 BLANK = 0

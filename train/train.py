@@ -160,11 +160,12 @@ def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8
 
 
 # ------------------------------------------------------------ decoding ----
-def greedy(log_probs, out_len, vocab):
-    best = log_probs[:out_len].argmax(-1).tolist()
-    text, prev = [], BLANK_ID
-    for t in best:
-        if t != prev and t != BLANK_ID:
+def greedy(log_probs, vocab, blank=BLANK_ID):
+    """Greedy CTC over [frames, tokens] log-probs (numpy or torch): best token
+    per frame, repeats collapsed, blanks dropped, spaces normalized."""
+    text, prev = [], blank
+    for t in log_probs.argmax(-1).tolist():
+        if t != prev and t != blank:
             text.append(vocab[t])
         prev = t
     return " ".join("".join(text).split())
@@ -184,7 +185,7 @@ def score(model, texts, lengths, batch, vocab, max_utts=400):
             x, out_lens = batch(ids)
             lp = model(x)[0]
             for b, i in enumerate(ids):
-                hyp, ref = greedy(lp[b], int(out_lens[b]), vocab), texts[i]
+                hyp, ref = greedy(lp[b][: int(out_lens[b])], vocab), texts[i]
                 werr += edit_distance(ref.split(), hyp.split())
                 wtot += len(ref.split())
                 cerr += edit_distance(list(ref), list(hyp))
