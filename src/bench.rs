@@ -161,11 +161,12 @@ pub struct BenchReport {
     pub files: Vec<FileResult>,
 }
 
-/// Load the model (timed) and run every file through a fresh stream.
+/// Load the model and its decoding configuration (timed together: the
+/// language model is part of start-up) and run every file through a
+/// fresh stream.
 pub fn run(
-    load: impl FnOnce() -> Result<Arc<Model>>,
+    load: impl FnOnce() -> Result<(Arc<Model>, StreamConfig)>,
     audio: &[BenchAudio],
-    cfg: StreamConfig,
     period_ms: Option<u32>,
     threads: usize,
 ) -> Result<BenchReport> {
@@ -175,7 +176,7 @@ pub fn run(
         ));
     }
     let t = Instant::now();
-    let model = load()?;
+    let (model, cfg) = load()?;
     let load_ms = ms(t.elapsed());
     let chunk_ms = model.info.chunk_ms();
     let period_ms = period_ms.unwrap_or(chunk_ms.round() as u32);
@@ -191,7 +192,14 @@ pub fn run(
     let mut acc = Acc::default();
     let mut files = Vec::new();
     for a in audio {
-        files.push(run_file(&model, a, cfg, period_ms, chunk_ms, &mut acc)?);
+        files.push(run_file(
+            &model,
+            a,
+            cfg.clone(),
+            period_ms,
+            chunk_ms,
+            &mut acc,
+        )?);
     }
     let audio_s: f64 = files.iter().map(|f| f.audio_s).sum();
     let rtf = acc.compute_s / audio_s.max(1e-9);
@@ -252,9 +260,10 @@ fn run_file(
     chunk_ms: f64,
     acc: &mut Acc,
 ) -> Result<FileResult> {
+    let tail_ms = cfg.endpoint.trailing_silence_ms;
     let mut rec = Recognizer::new(model.clone(), a.rate, cfg)?;
     let period = (a.rate as u64 * period_ms as u64 / 1000).max(1) as usize;
-    let tail_s = (cfg.endpoint.trailing_silence_ms as f64 + chunk_ms) / 1000.0;
+    let tail_s = (tail_ms as f64 + chunk_ms) / 1000.0;
     let silence = vec![0.0f32; (tail_s * a.rate as f64).ceil() as usize];
     let mut input = a.samples.iter().chain(silence.iter()).copied();
     let total = a.samples.len() + silence.len();

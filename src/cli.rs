@@ -68,6 +68,16 @@ pub struct DecodeArgs {
     /// Also print partial hypotheses while speech goes on.
     #[arg(long)]
     pub partials: bool,
+    /// Character language model for the beam search (`train/charlm.py
+    /// export`); the bundled one when omitted.
+    #[arg(long, conflicts_with = "no_lm")]
+    pub lm: Option<PathBuf>,
+    /// Decode greedily, without a language model (faster, more word errors).
+    #[arg(long)]
+    pub no_lm: bool,
+    /// Beam width of the LM beam search; the LM file's tuned value when omitted.
+    #[arg(long, conflicts_with = "no_lm")]
+    pub beam: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,10 +1,14 @@
 //! Validated configuration built from the flags: everything checked before
 //! any audio flows, so a bad value is a configuration error (exit 2).
 
+use std::sync::Arc;
+
 use crate::cli::DecodeArgs;
 use crate::decode::endpoint::EndpointConfig;
+use crate::decode::lm::CharLm;
 use crate::error::{HarkError, Result};
-use crate::stream::StreamConfig;
+use crate::model::ModelInfo;
+use crate::stream::{LmDecoding, StreamConfig};
 
 pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
     if d.endpoint_silence_ms < 40 {
@@ -17,6 +21,9 @@ pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
             "--max-utterance-ms must be between 1000 and 600000".into(),
         ));
     }
+    if d.beam.is_some_and(|b| !(1..=256).contains(&b)) {
+        return Err(HarkError::Config("--beam must be between 1 and 256".into()));
+    }
     if d.endpoint_silence_ms >= d.max_utterance_ms {
         return Err(HarkError::Config(
             "--endpoint-silence-ms must be shorter than --max-utterance-ms".into(),
@@ -28,5 +35,44 @@ pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
             max_utterance_ms: d.max_utterance_ms,
         },
         partials: d.partials,
+        lm: None,
     })
+}
+
+/// The language model to decode `model`'s output with: `--lm`, else the
+/// bundled one, none with `--no-lm`. A model whose tokens the bundled LM
+/// does not cover is decoded greedily (with a warning); an `--lm` that
+/// does not cover them is a configuration error.
+pub fn language_model(d: &DecodeArgs, model: &ModelInfo) -> Result<Option<LmDecoding>> {
+    if d.no_lm {
+        return Ok(None);
+    }
+    let lm = match &d.lm {
+        Some(path) => CharLm::load_path(path)?,
+        None => CharLm::bundled()?,
+    };
+    let missing = model
+        .tokens
+        .iter()
+        .enumerate()
+        .find(|(i, t)| *i != model.blank_id && lm.symbol(t).is_none());
+    if let Some((_, t)) = missing {
+        let msg = format!(
+            "language model {} has no symbol for the model's token {t:?}",
+            lm.source
+        );
+        if d.lm.is_some() {
+            return Err(HarkError::Config(msg));
+        }
+        log::warn!("{msg}; decoding without a language model");
+        return Ok(None);
+    }
+    let mut tuning = lm.tuning;
+    if let Some(b) = d.beam {
+        tuning.beam = b;
+    }
+    Ok(Some(LmDecoding {
+        lm: Arc::new(lm),
+        tuning,
+    }))
 }

@@ -18,6 +18,7 @@ use hark::cli::{BenchFormat, Cli, Command, ModelArgs, SampleFormatArg};
 use hark::error::{HarkError, Result};
 use hark::model::{read_info, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME};
 use hark::output::{Format, Output};
+use hark::stream::StreamConfig;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("HARK_LOG", "warn"))
@@ -88,6 +89,10 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 ));
             }
             let model = load_model(&a.model)?;
+            let cfg = StreamConfig {
+                lm: hark::config::language_model(&a.decode, &model.info)?,
+                ..cfg
+            };
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(std::io::BufWriter::new(stdout), a.format);
             for file in &a.files {
@@ -107,7 +112,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                     Box::new(WavSource::open(file)?)
                 };
                 let multi = a.files.len() > 1;
-                hark::recognizer::run_source(&model, source.as_mut(), cfg, stop, |ev| {
+                hark::recognizer::run_source(&model, source.as_mut(), cfg.clone(), stop, |ev| {
                     out.event(ev, multi.then_some(label.as_str()))
                         .map_err(HarkError::from)
                 })
@@ -136,6 +141,10 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
             let cfg = hark::config::stream_config(&a.decode)?;
             log::info!("config: {cfg:?}");
             let model = load_model(&a.model)?;
+            let cfg = StreamConfig {
+                lm: hark::config::language_model(&a.decode, &model.info)?,
+                ..cfg
+            };
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(stdout, a.format);
             let report = hark::listen::listen(
@@ -175,8 +184,12 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                     })
                     .collect::<Result<Vec<_>>>()?
             };
-            let report =
-                hark::bench::run(|| load_model(&a.model), &audio, cfg, a.chunk_ms, a.threads)?;
+            let load = || {
+                let model = load_model(&a.model)?;
+                let lm = hark::config::language_model(&a.decode, &model.info)?;
+                Ok((model, StreamConfig { lm, ..cfg }))
+            };
+            let report = hark::bench::run(load, &audio, a.chunk_ms, a.threads)?;
             let mut o = std::io::stdout().lock();
             match a.format {
                 BenchFormat::Table => hark::bench::write_table(&report, &mut o),

@@ -23,7 +23,7 @@ impl Recognizer {
         let resampler = ToModelRate::new(input_rate, model.info.sample_rate_hz())?;
         Ok(Recognizer {
             resampler,
-            stream: Stream::new(model, cfg),
+            stream: Stream::new(model, cfg)?,
             events: Vec::with_capacity(16),
         })
     }

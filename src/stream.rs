@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use tract_onnx::prelude::Tensor;
 
-use crate::decode::ctc::CtcState;
+use crate::decode::beam::BeamSearch;
+use crate::decode::ctc::{CtcState, TimedToken};
 use crate::decode::endpoint::{detect, Endpoint, EndpointConfig};
+use crate::decode::lm::{CharLm, Tuning};
 use crate::decode::tokens::Tokens;
 use crate::error::Result;
 use crate::frontend::Fbank;
@@ -50,10 +52,19 @@ pub struct StepTiming {
     pub decode: Duration,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// A language model and the beam search settings to decode with it.
+#[derive(Clone, Debug)]
+pub struct LmDecoding {
+    pub lm: Arc<CharLm>,
+    pub tuning: Tuning,
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct StreamConfig {
     pub endpoint: EndpointConfig,
     pub partials: bool,
+    /// Beam search with this language model; greedy decoding when None.
+    pub lm: Option<LmDecoding>,
 }
 
 struct Core {
@@ -64,7 +75,10 @@ struct Core {
     fill: usize,
     state: Vec<Tensor>,
     log_probs: Vec<f32>,
+    /// Greedy CTC: the transcript without an LM, and always the
+    /// frame-level blank/speech counts that the endpoint rules read.
     ctc: CtcState,
+    beam: Option<BeamSearch>,
     text: String,
     last_partial: String,
     frame_s: f64,
@@ -112,11 +126,21 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub fn new(model: Arc<Model>, cfg: StreamConfig) -> Self {
+    pub fn new(model: Arc<Model>, cfg: StreamConfig) -> Result<Self> {
         let info = &model.info;
         let frame_s = info.output_frame_samples() as f64 / info.sample_rate_hz() as f64;
         let max_frames = (cfg.endpoint.max_utterance_ms as f64 / 1000.0 / frame_s).ceil() as usize;
         let out_frames = info.chunk_frames / info.subsampling;
+        let beam = match &cfg.lm {
+            Some(d) => Some(BeamSearch::new(
+                d.lm.clone(),
+                d.tuning,
+                &info.tokens,
+                info.blank_id,
+                max_frames + out_frames,
+            )?),
+            None => None,
+        };
         let core = Core {
             tokens: Tokens::new(info.tokens.clone(), info.blank_id),
             feats: vec![0.0; info.chunk_frames * info.frame_dim()],
@@ -125,6 +149,7 @@ impl Stream {
             log_probs: vec![0.0; out_frames * info.tokens.len()],
             // a chunk can overshoot the maximum length by one chunk
             ctc: CtcState::new(info.blank_id, max_frames + out_frames),
+            beam,
             text: String::with_capacity(4 * (max_frames + out_frames)),
             last_partial: String::with_capacity(4 * (max_frames + out_frames)),
             frame_s,
@@ -138,10 +163,10 @@ impl Stream {
             cfg,
             model: model.clone(),
         };
-        Stream {
+        Ok(Stream {
             frontend: Frontend::new(&model.info),
             core,
-        }
+        })
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -227,13 +252,30 @@ impl Core {
         frame as f64 * self.frame_s + self.gap_samples_total as f64 / self.sample_rate
     }
 
+    /// The current utterance's tokens: the best beam's (the final choice
+    /// after `finalize`) with an LM, the greedy ones without.
+    fn current(&self) -> &[TimedToken] {
+        match &self.beam {
+            Some(b) => b.best(),
+            None => &self.ctc.tokens,
+        }
+    }
+
+    fn render_current(&mut self) {
+        let ids = match &self.beam {
+            Some(b) => b.best(),
+            None => &self.ctc.tokens[..],
+        };
+        self.tokens.render(ids.iter().map(|t| t.id), &mut self.text);
+    }
+
     fn event(&mut self, kind: EventKind, text: String) -> Event {
-        let start = self
-            .ctc
-            .tokens
+        let tokens = self.current();
+        let start = tokens
             .first()
             .map(|t| t.frame)
             .unwrap_or(self.ctc.utterance_start);
+        let speech_end = tokens.last().map(|t| self.time_s(t.frame + 1));
         let ev = Event {
             kind,
             text,
@@ -241,7 +283,7 @@ impl Core {
             end_s: self.time_s(self.ctc.frame),
             latency_ms: self.arrival.elapsed().as_secs_f64() * 1000.0,
             gap_ms: self.gap_samples_pending as f64 * 1000.0 / self.sample_rate,
-            speech_end_s: self.ctc.tokens.last().map(|t| self.time_s(t.frame + 1)),
+            speech_end_s: speech_end,
         };
         self.gap_samples_pending = 0;
         ev
@@ -262,10 +304,14 @@ impl Core {
 
     fn decode_chunk(&mut self, events: &mut Vec<Event>) -> Result<()> {
         let vocab = self.tokens.len();
-        let changed = self.ctc.accept(&self.log_probs, vocab);
+        let first_frame = self.ctc.frame;
+        let mut changed = self.ctc.accept(&self.log_probs, vocab);
+        if let Some(b) = &mut self.beam {
+            b.accept(&self.log_probs, vocab, first_frame);
+            changed = true; // the best beam can change without a new greedy token
+        }
         if self.cfg.partials && changed {
-            self.tokens
-                .render(self.ctc.tokens.iter().map(|t| t.id), &mut self.text);
+            self.render_current();
             if self.text != self.last_partial && !self.text.is_empty() {
                 self.last_partial.clear();
                 self.last_partial.push_str(&self.text);
@@ -288,7 +334,7 @@ impl Core {
                 }
             }
             Some(Endpoint::Reset) => {
-                self.ctc.start_utterance();
+                self.start_utterance();
                 if self.model.info.reset_on_endpoint {
                     self.reset_model_state();
                 }
@@ -298,16 +344,25 @@ impl Core {
         Ok(())
     }
 
+    fn start_utterance(&mut self) {
+        self.ctc.start_utterance();
+        if let Some(b) = &mut self.beam {
+            b.reset();
+        }
+    }
+
     fn end_utterance(&mut self, events: &mut Vec<Event>, at_end: bool) {
-        self.tokens
-            .render(self.ctc.tokens.iter().map(|t| t.id), &mut self.text);
+        if let Some(b) = &mut self.beam {
+            b.finalize();
+        }
+        self.render_current();
         if !self.text.is_empty() || (at_end && self.gap_samples_pending > 0) {
             let text = self.text.clone();
             let ev = self.event(EventKind::Final, text);
             events.push(ev);
         }
         self.last_partial.clear();
-        self.ctc.start_utterance();
+        self.start_utterance();
     }
 
     fn reset_model_state(&mut self) {

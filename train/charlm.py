@@ -1,11 +1,14 @@
-"""PYTHON-ONLY EXPERIMENT: a character n-gram language model with CTC prefix
-beam search, to measure how much it would lower WER against the greedy CTC
-decoding that the runtime does. The Rust runtime does NOT decode this way;
-nothing here changes what hark ships.
+"""A character n-gram language model and CTC prefix beam search: the
+reference for the runtime's decoder (src/decode/beam.rs, src/decode/lm.rs),
+which reads the binary form that `export` writes and must reproduce
+`beam_search` here exactly (`vectors` writes the test vectors that check it).
 
     python train/charlm.py build --corpus data/corpus --order 6 --out data/charlm6.json
     python train/charlm.py eval --model models/hark-wsm-v3.onnx --lm data/charlm6.json \\
         --split dev --max 200 --alpha 0,0.5,1 --beta 0,1 --beam 8 [--real]
+    python train/charlm.py export --lm data/charlm6.json --out models/hark-charlm6.bin \\
+        --alpha 1.0 --beta 0.5 --beam 8 --prune 10
+    python train/charlm.py vectors tests/data/e2e/*.wav
 
 The LM is trained ONLY on the `text` fields of the training manifest
 (data/corpus/train/manifest.jsonl), never on dev/test_clean texts or on
@@ -43,6 +46,7 @@ import itertools
 import json
 import math
 import pathlib
+import struct
 import sys
 import time
 from collections import Counter, defaultdict
@@ -100,7 +104,7 @@ class CharLM:
 
     def save(self, path):
         path = pathlib.Path(path)
-        data = {"kind": "hark-charlm (python-only experiment)", "order": self.order,
+        data = {"kind": "hark-charlm counts", "order": self.order,
                 "bos": BOS, "eos": EOS, "symbols": self.symbols,
                 "counts": dict(sorted(self.raw.items()))}
         blob = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
@@ -205,12 +209,129 @@ class CharLM:
                 p = self._cache[key] = np.log(self._dist_cached(h))
         return p
 
+    def logp(self, text: str, sym: int) -> float:
+        """Natural-log P(symbol index `sym` | sentence prefix `text`)."""
+        return float(self.log_dist(text)[sym])
+
     def sentence_logprob(self, text: str) -> float:
         text = normalize_text(text)
         lp = 0.0
         for i, ch in enumerate(text + EOS):
             lp += self.log_dist(text[:i])[self.index[ch]]
         return lp
+
+
+    # -- the runtime's binary form ---------------------------------------
+    def export_bin(self, path, alpha: float, beta: float, beam: int, prune: float):
+        """Write the LM in backoff form for the Rust decoder (format in
+        `BinLM`'s docstring), with the decoding settings it was tuned with."""
+        n, v = self.order, len(self.symbols)
+        if v > MAX_SYMBOLS or n > MAX_ORDER:
+            raise ValueError(f"binary LM holds at most {MAX_SYMBOLS} symbols and order {MAX_ORDER}")
+        out = bytearray(MAGIC)
+        out += struct.pack("<III", BIN_VERSION, n, v)
+        for sym in self.symbols:
+            b = sym.encode()
+            out += struct.pack("<B", len(b)) + b
+        out += struct.pack("<ffIf", alpha, beta, beam, prune)
+        for k in range(1, n + 1):
+            rows = []
+            for h, pairs in self.ctx[k].items():
+                d1, d2, d3 = self.discounts[k]
+                cnt = np.array([q[1] for q in pairs], dtype=np.float64)
+                disc = np.where(cnt >= 3, d3, np.where(cnt >= 2, d2, d1))
+                gamma = disc.sum() / cnt.sum()
+                dist = self._dist_cached(h)
+                syms = sorted(q[0] for q in pairs)
+                rows.append((self._key(h), math.log(gamma), syms, [math.log(dist[i]) for i in syms]))
+            rows.sort()
+            starts = np.cumsum([0] + [len(r[2]) for r in rows])
+            out += struct.pack("<II", len(rows), int(starts[-1]))
+            out += np.array([r[0] for r in rows], dtype="<u4").tobytes()
+            out += np.array([r[1] for r in rows], dtype="<f4").tobytes()
+            out += starts.astype("<u4").tobytes()
+            out += np.array([i for r in rows for i in r[2]], dtype="u1").tobytes()
+            out += np.array([x for r in rows for x in r[3]], dtype="<f4").tobytes()
+        pathlib.Path(path).write_bytes(bytes(out))
+
+    def _key(self, h: str) -> int:
+        return context_key([len(self.symbols) if ch == BOS else self.index[ch] for ch in h])
+
+
+MAGIC, BIN_VERSION, MAX_SYMBOLS, MAX_ORDER = b"HARKCLM1", 1, 30, 7
+
+
+def context_key(ids) -> int:
+    """A context (symbol ids, BOS = number of symbols) as one integer: base-32
+    digits id + 1, oldest first, so dropping the oldest symbol is `key % 32**(len-1)`."""
+    key = 0
+    for i in ids:
+        key = key * 32 + i + 1
+    return key
+
+
+class BinLM:
+    """The LM as the runtime reads it (src/decode/lm.rs), for checking the
+    export and for producing the Rust decoder's test vectors.
+
+    Little-endian: magic "HARKCLM1"; u32 version, order, number of symbols V;
+    V x (u8 length, UTF-8 text), the end symbol last; f32 alpha, f32 beta,
+    u32 beam, f32 prune (the tuned decoding settings); then for each order
+    k = 1..order: u32 contexts C, u32 entries E; C x u32 context key (sorted,
+    `context_key` of the k-1 context symbols, BOS = V); C x f32 log backoff;
+    (C+1) x u32 first entry of each context; E x u8 symbol (sorted within a
+    context); E x f32 log-prob. log P(w | h) is the entry of (h, w) if there
+    is one, else log backoff(h) (0 if h has no row) + log P(w | h without its
+    oldest symbol), down to log(1/V) below the empty context."""
+
+    def __init__(self, blob: bytes):
+        if blob[:8] != MAGIC:
+            raise ValueError("not a hark character LM")
+        pos = 8
+        version, self.order, v = struct.unpack_from("<III", blob, pos)
+        pos += 12
+        if version != BIN_VERSION:
+            raise ValueError(f"LM format version {version}, expected {BIN_VERSION}")
+        self.symbols = []
+        for _ in range(v):
+            ln = blob[pos]
+            self.symbols.append(blob[pos + 1 : pos + 1 + ln].decode())
+            pos += 1 + ln
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        self.alpha, self.beta, self.beam, self.prune = struct.unpack_from("<ffIf", blob, pos)
+        pos += 16
+        self.tables = [None]
+        for _ in range(self.order):
+            c, e = struct.unpack_from("<II", blob, pos)
+            pos += 8
+            keys = np.frombuffer(blob, "<u4", c, pos); pos += 4 * c  # noqa: E702
+            bo = np.frombuffer(blob, "<f4", c, pos); pos += 4 * c  # noqa: E702
+            starts = np.frombuffer(blob, "<u4", c + 1, pos); pos += 4 * (c + 1)  # noqa: E702
+            syms = np.frombuffer(blob, "u1", e, pos); pos += e  # noqa: E702
+            lps = np.frombuffer(blob, "<f4", e, pos); pos += 4 * e  # noqa: E702
+            self.tables.append((keys, bo, starts, syms, lps))
+        if pos != len(blob):
+            raise ValueError("trailing bytes after the LM tables")
+
+    @classmethod
+    def load(cls, path):
+        return cls(pathlib.Path(path).read_bytes())
+
+    def logp(self, text: str, sym: int) -> float:
+        h = (BOS + text)[-(self.order - 1):] if self.order > 1 else ""
+        ids = [len(self.symbols) if ch == BOS else self.index[ch] for ch in h]
+        acc = 0.0
+        for start in range(len(ids) + 1):
+            ctx = ids[start:]
+            keys, bo, starts, syms, lps = self.tables[len(ctx) + 1]
+            j = int(np.searchsorted(keys, context_key(ctx)))
+            if j < len(keys) and keys[j] == context_key(ctx):
+                a, b = int(starts[j]), int(starts[j + 1])
+                m = a + int(np.searchsorted(syms[a:b], sym))
+                if m < b and syms[m] == sym:
+                    return acc + float(lps[m])
+                acc += float(bo[j])
+        return acc + math.log(1.0 / len(self.symbols))
 
 
 # -- decoding --------------------------------------------------------------
@@ -248,7 +369,7 @@ def beam_search(log_probs: np.ndarray, tokens, blank: int, lm=None, alpha: float
         ch = tokens[tok]
         if ch == space and (not b.text or b.text[-1] == space):
             return b.text, b.lm, b.lm_trim
-        lm_score = b.lm + (lm.log_dist(b.text)[lm_idx[tok]] if use_lm else 0.0)
+        lm_score = b.lm + (lm.logp(b.text, lm_idx[tok]) if use_lm else 0.0)
         trim = b.lm if ch == space else lm_score
         return b.text + ch, lm_score, trim
 
@@ -296,7 +417,7 @@ def beam_search(log_probs: np.ndarray, tokens, blank: int, lm=None, alpha: float
         text = b.text.rstrip(space)
         lm_score = b.lm_trim if b.text.endswith(space) else b.lm
         if use_lm:
-            lm_score += lm.log_dist(text)[lm.index[EOS]]
+            lm_score += lm.logp(text, lm.index[EOS])
         ac = _lse(b.pb, b.pnb)
         if text in finals:
             finals[text] = (_lse(finals[text][0], ac), lm_score)
@@ -342,7 +463,7 @@ def cmd_eval(a):
     rec = Recognizer(a.model)
     t = time.perf_counter()
     lm = CharLM.load(a.lm)
-    print(f"PYTHON-ONLY EXPERIMENT (the Rust runtime decodes greedily): LM {a.lm} "
+    print(f"LM {a.lm} "
           f"({pathlib.Path(a.lm).stat().st_size / 1e6:.2f} MB, order {lm.order}, loaded in "
           f"{time.perf_counter() - t:.1f} s)")
     sets = {}
@@ -386,8 +507,36 @@ def cmd_eval(a):
                     if hyp != ghyp:
                         print(f"   REF {ref}\n   GRD {ghyp}\n   LM  {hyp}")
     if a.out:
-        pathlib.Path(a.out).write_text(json.dumps({"note": "python-only experiment; the runtime decodes greedily",
+        pathlib.Path(a.out).write_text(json.dumps({"note": "python decoder (the runtime's reference), tuning grid",
                                                    "model": a.model, "lm": a.lm, "results": results}, indent=1))
+
+
+def cmd_vectors(a):
+    """Test vectors for the Rust beam search (tests/it/beam.rs): the model's
+    log-probs for some WAV files (rounded to 4 decimals, then read as
+    float32 on both sides) and what `beam_search` with the binary LM makes of
+    them under a few settings."""
+    from evaluate import Recognizer
+    import fbank as FB
+    from evalsets import load_audio
+
+    rec = Recognizer(a.model)
+    lm = BinLM.load(a.lm)
+    settings = [(lm.alpha, lm.beta, lm.beam, lm.prune), (0.5, 1.0, 3, 10.0), (2.0, 0.0, 16, 6.0)]
+    items = []
+    for path in a.wav:
+        wave = load_audio(pathlib.Path(path))
+        # 4 decimals as float64 (what the JSON holds), then float32 as the Rust side reads it
+        rounded = [[round(float(x), 4) for x in row] for row in rec.log_probs(FB.fbank(wave).numpy())]
+        lp = np.array(rounded, dtype=np.float64).astype(np.float32)
+        out = [{"alpha": al, "beta": be, "beam": bm, "prune": pr,
+                "text": beam_search(lp, rec.tokens, rec.blank, lm, al, be, bm, pr)}
+               for al, be, bm, pr in settings]
+        items.append({"file": pathlib.Path(path).name, "greedy": greedy(lp, rec.tokens, rec.blank),
+                      "log_probs": rounded, "decoded": out})
+        print(path, [o["text"] for o in out])
+    pathlib.Path(a.out).write_text(json.dumps({"model": a.model, "lm": a.lm, "tokens": rec.tokens,
+                                               "blank": rec.blank, "items": items}) + "\n")
 
 
 def main():
@@ -398,7 +547,19 @@ def main():
     b.add_argument("--order", type=int, default=6)
     b.add_argument("--out", required=True, help="LM file (.json, or .json.gz compressed)")
     b.add_argument("--model", help="take the LM symbols from this model's hark.tokens")
-    e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER (python-only experiment)")
+    x = sub.add_parser("export", help="write the LM in the runtime's binary form, with its tuned settings")
+    x.add_argument("--lm", required=True, help="LM built by `build`")
+    x.add_argument("--out", required=True, help="binary LM (models/hark-charlm6.bin is the bundled one)")
+    x.add_argument("--alpha", type=float, default=1.0)
+    x.add_argument("--beta", type=float, default=0.5)
+    x.add_argument("--beam", type=int, default=8)
+    x.add_argument("--prune", type=float, default=10.0)
+    v = sub.add_parser("vectors", help="write test vectors for the Rust beam search")
+    v.add_argument("--model", default="models/hark-wsm-v3.onnx")
+    v.add_argument("--lm", default="models/hark-charlm6.bin")
+    v.add_argument("--out", default="tests/data/beam_vectors.json")
+    v.add_argument("wav", nargs="+")
+    e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER over an alpha x beta grid (tuning on dev)")
     e.add_argument("--model", default="models/hark-wsm-v3.onnx")
     e.add_argument("--lm", required=True)
     e.add_argument("--corpus", default="data/corpus")
@@ -416,6 +577,13 @@ def main():
     a = ap.parse_args()
     if a.cmd == "build":
         cmd_build(a)
+    elif a.cmd == "vectors":
+        cmd_vectors(a)
+    elif a.cmd == "export":
+        t = time.perf_counter()
+        CharLM.load(a.lm).export_bin(a.out, a.alpha, a.beta, a.beam, a.prune)
+        print(f"{a.out}: {pathlib.Path(a.out).stat().st_size / 1e6:.2f} MB, alpha {a.alpha} beta {a.beta} "
+              f"beam {a.beam} prune {a.prune}, {time.perf_counter() - t:.1f} s")
     else:
         if a.grid:
             a.alpha, a.beta = "0,0.25,0.5,0.75,1.0", "0,0.5,1.0,1.5,2.0"

@@ -1,8 +1,9 @@
-"""Tests for the python-only character LM + CTC prefix beam search experiment
-(train/charlm.py). Fast, and need neither the corpus nor a model."""
+"""Tests for the character LM + CTC prefix beam search (train/charlm.py),
+the reference for the runtime's decoder. Fast, and need neither the corpus nor a model."""
 
 import itertools
 import math
+import struct
 import pathlib
 import sys
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from charlm import EOS, CharLM, beam_search  # noqa: E402
+from charlm import EOS, BinLM, CharLM, beam_search  # noqa: E402
 from train import greedy  # noqa: E402
 
 TOKENS = ["<blk>", " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
@@ -113,3 +114,33 @@ def test_repeats_collapse_unless_blank_separates():
     assert beam_search(lp, ["<blk>", "o"], 0, None, 0.0, 0.0, beam=4) == "oo"
     lp = np.log(np.array([[0.01, 0.99], [0.01, 0.99], [0.01, 0.99]]))
     assert beam_search(lp, ["<blk>", "o"], 0, None, 0.0, 0.0, beam=4) == "o"
+
+
+@pytest.mark.parametrize("order", [1, 3, 6])
+def test_binary_export_gives_the_same_probabilities(tmp_path, order):
+    """The runtime's backoff tables (read back by BinLM, the Python mirror of
+    src/decode/lm.rs) reproduce the interpolated KN model to float32."""
+    lm = make_lm(order)
+    path = tmp_path / "lm.bin"
+    lm.export_bin(path, alpha=0.7, beta=0.25, beam=5, prune=9.0)
+    back = BinLM.load(path)
+    assert (back.order, back.symbols, back.beam) == (order, lm.symbols, 5)
+    assert (back.alpha, back.beta, back.prune) == pytest.approx((0.7, 0.25, 9.0))
+    for text in ["", "t", "the c", "the cat sat on the", "zzq", "x'y", "my cat is black "]:
+        for s in range(len(lm.symbols)):
+            assert back.logp(text, s) == pytest.approx(lm.logp(text, s), abs=2e-6)
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        lp = peaky_log_probs(rng, 40, len(TOKENS), margin=3.0)
+        assert beam_search(lp, TOKENS, BLANK, back, 0.7, 0.25, beam=5) == \
+            beam_search(lp, TOKENS, BLANK, lm, 0.7, 0.25, beam=5)
+
+
+def test_binary_export_rejects_bad_files(tmp_path):
+    lm = make_lm(3)
+    path = tmp_path / "lm.bin"
+    lm.export_bin(path, 1.0, 0.5, 8, 10.0)
+    blob = path.read_bytes()
+    for bad in (b"nonsense" + blob[8:], blob + b"\0", blob[: len(blob) // 2]):
+        with pytest.raises((ValueError, struct.error)):
+            BinLM(bad)

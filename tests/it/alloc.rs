@@ -3,7 +3,6 @@
 //! after each minute stay where they were after the first.
 
 use hark::recognizer::Recognizer;
-use hark::stream::StreamConfig;
 
 use crate::util::{model, speechlike};
 
@@ -14,10 +13,9 @@ fn ten_minutes_of_audio_do_not_grow_memory() {
     // a synthetic signal
     let mut minute = crate::util::speech_with_pauses();
     minute.extend(speechlike(60.0 - minute.len() as f64 / 16000.0, 16000, 9));
-    let cfg = StreamConfig {
-        partials: true,
-        ..StreamConfig::default()
-    };
+    // the default decoding: LM beam search, partials on
+    let cfg = crate::util::config(&model, true, true);
+    assert!(cfg.lm.is_some());
     let mut rec = Recognizer::new(model, 16000, cfg).expect("recognizer");
     let mut samples_per_minute = Vec::new();
     let feed = |rec: &mut Recognizer| {

@@ -214,3 +214,32 @@ fn a_wav_at_an_absurd_rate_is_an_input_error_naming_the_file() {
         "one-hertz.wav: sample rate 1 Hz is not supported",
     );
 }
+
+#[test]
+fn a_corrupt_or_mismatched_language_model_is_a_configuration_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let wav = dir.path().join("a.wav");
+    write_wav(&wav, &speechlike(1.0, 16000, 1), 16000, 1, 16, false);
+    let wav = wav.to_str().expect("utf8");
+    let half = dir.path().join("half.bin");
+    let lm = hark::decode::lm::BUNDLED_LM;
+    std::fs::write(&half, &lm[..lm.len() / 2]).expect("write");
+    let o = run(&["transcribe", "--lm", half.to_str().expect("utf8"), wav]);
+    assert_clean_failure(&o, 2, "half.bin");
+    let o = run(&["transcribe", "--lm", "/nonexistent/lm.bin", wav]);
+    assert_clean_failure(&o, 2, "/nonexistent/lm.bin");
+    // an LM without some of the model's characters: the symbol table of a
+    // valid file with "z" renamed to "Z"
+    let mut other = lm.to_vec();
+    let at = other
+        .windows(2)
+        .position(|w| w == [1, b'z'])
+        .expect("symbol z");
+    other[at + 1] = b'Z';
+    let p = dir.path().join("other.bin");
+    std::fs::write(&p, &other).expect("write");
+    let o = run(&["transcribe", "--lm", p.to_str().expect("utf8"), wav]);
+    assert_clean_failure(&o, 2, "\"z\"");
+    let o = run(&["transcribe", "--beam", "0", wav]);
+    assert_clean_failure(&o, 2, "--beam");
+}

@@ -5,6 +5,7 @@
 mod alloc;
 mod backend;
 mod bad_input;
+mod beam;
 mod cli;
 mod e2e;
 mod fbank;

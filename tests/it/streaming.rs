@@ -11,18 +11,26 @@ use rand::{Rng, SeedableRng};
 
 use crate::util::{model, speechlike};
 
-/// Events of `samples` through a fresh recognizer for `model`: whole, or in
-/// random piece sizes drawn from `pieces` (a seed).
+/// Events of `samples` through a fresh recognizer for `model` with its
+/// default decoding: whole, or in random piece sizes drawn from `pieces`
+/// (a seed).
 pub(crate) fn run_model(
     model: Arc<Model>,
     samples: &[f32],
     rate: u32,
     pieces: Option<u64>,
 ) -> Vec<Event> {
-    let cfg = StreamConfig {
-        partials: true,
-        ..StreamConfig::default()
-    };
+    let cfg = crate::util::config(&model, true, true);
+    run_config(model, cfg, samples, rate, pieces)
+}
+
+fn run_config(
+    model: Arc<Model>,
+    cfg: StreamConfig,
+    samples: &[f32],
+    rate: u32,
+    pieces: Option<u64>,
+) -> Vec<Event> {
     let mut rec = Recognizer::new(model, rate, cfg).expect("recognizer");
     let mut events = Vec::new();
     match pieces {
@@ -63,17 +71,22 @@ pub(crate) fn strip(events: Vec<Event>) -> Vec<(hark::stream::EventKind, String,
 fn random_piece_sizes_give_the_batch_result() {
     let mut audio = crate::util::speech_with_pauses();
     audio.extend(speechlike(6.0, 16000, 3));
-    let whole = strip(run(&audio, 16000, None));
-    assert!(
-        whole
-            .iter()
-            .filter(|e| e.0 == hark::stream::EventKind::Final && !e.1.is_empty())
-            .count()
-            >= 2,
-        "the comparison needs decoded utterances: {whole:?}"
-    );
-    for seed in 0..4 {
-        assert_eq!(strip(run(&audio, 16000, Some(seed))), whole, "seed {seed}");
+    // with the LM beam search (the default) and greedy (--no-lm)
+    for lm in [true, false] {
+        let cfg = crate::util::config(&model(), true, lm);
+        let run = |pieces| strip(run_config(model(), cfg.clone(), &audio, 16000, pieces));
+        let whole = run(None);
+        assert!(
+            whole
+                .iter()
+                .filter(|e| e.0 == hark::stream::EventKind::Final && !e.1.is_empty())
+                .count()
+                >= 2,
+            "the comparison needs decoded utterances: {whole:?}"
+        );
+        for seed in 0..3 {
+            assert_eq!(run(Some(seed)), whole, "lm {lm}, seed {seed}");
+        }
     }
 }
 

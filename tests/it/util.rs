@@ -4,7 +4,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 
+use hark::cli::DecodeArgs;
 use hark::model::Model;
+use hark::stream::StreamConfig;
+
+/// The configuration `hark` runs `model` with by default (the bundled LM
+/// when it covers the model's tokens), or with `--no-lm` when `lm` is false.
+pub fn config(model: &Model, partials: bool, lm: bool) -> StreamConfig {
+    let d = DecodeArgs {
+        endpoint_silence_ms: 800,
+        max_utterance_ms: 20_000,
+        partials,
+        lm: None,
+        no_lm: !lm,
+        beam: None,
+    };
+    let cfg = hark::config::stream_config(&d).expect("default config");
+    StreamConfig {
+        lm: hark::config::language_model(&d, &model.info).expect("bundled LM"),
+        ..cfg
+    }
+}
 
 pub fn model() -> Arc<Model> {
     static M: OnceLock<Arc<Model>> = OnceLock::new();
