@@ -4,7 +4,8 @@
 //!   popping it;
 //! - fbank: a chunk's worth of 16 kHz samples into log-mel frames;
 //! - model step: one chunk through the tract plan, state carried;
-//! - ctc: greedy decoding of one chunk's log-probabilities.
+//! - ctc: decoding the chunks' log-probabilities, greedy and with the
+//!   bundled character LM's beam search (the default).
 //!
 //! `cargo bench` (release settings, see `[profile.bench]`). The whole
 //! recognizer on real audio is `hark bench`.
@@ -13,7 +14,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use std::hint::black_box;
 
 use hark::audio::ring::{Ring, RingItem, RingStats};
+use hark::decode::beam::BeamSearch;
 use hark::decode::ctc::CtcState;
+use hark::decode::lm::CharLm;
 use hark::frontend::Fbank;
 use hark::model::Model;
 
@@ -155,6 +158,27 @@ fn ctc(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    let lm = std::sync::Arc::new(CharLm::bundled().expect("bundled LM"));
+    let tuning = lm.tuning;
+    g.bench_function(
+        "LM beam search (the bundled LM's beam), 4 s of chunks (throughput in chunks)",
+        |b| {
+            b.iter_batched_ref(
+                || {
+                    BeamSearch::new(lm.clone(), tuning, &info.tokens, info.blank_id, 512)
+                        .expect("beam")
+                },
+                |dec| {
+                    for (i, chunk) in all.iter().enumerate() {
+                        dec.accept(black_box(chunk), vocab, (i * out_frames) as u64);
+                    }
+                    dec.finalize();
+                    black_box(dec.best().len())
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
     g.finish();
 }
 

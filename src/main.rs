@@ -222,12 +222,26 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
             };
             let (_, info) = read_info(&bytes, &source)?;
             let backend = hark::backend::resolve(backend.backend)?;
-            print_model(&source, bytes.len(), &info, backend).map_err(|_| HarkError::OutputClosed)
+            let bundled = hark::decode::lm::CharLm::bundled()?;
+            let lm_fits = info
+                .tokens
+                .iter()
+                .enumerate()
+                .all(|(i, t)| i == info.blank_id || bundled.symbol(t).is_some());
+            let lm = lm_fits.then_some(&bundled);
+            print_model(&source, bytes.len(), &info, backend, lm)
+                .map_err(|_| HarkError::OutputClosed)
         }
     }
 }
 
-fn print_model(source: &str, bytes: usize, i: &ModelInfo, backend: Backend) -> std::io::Result<()> {
+fn print_model(
+    source: &str,
+    bytes: usize,
+    i: &ModelInfo,
+    backend: Backend,
+    lm: Option<&hark::decode::lm::CharLm>,
+) -> std::io::Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(
         o,
@@ -286,6 +300,21 @@ fn print_model(source: &str, bytes: usize, i: &ModelInfo, backend: Backend) -> s
         i.token_kind,
         i.blank_id
     )?;
+    match lm {
+        Some(lm) => writeln!(
+            o,
+            "decoding:        beam {} with {}, character {}-gram, LM weight {}, bonus {} per character (--no-lm: greedy)",
+            lm.tuning.beam,
+            lm.source,
+            lm.order(),
+            lm.tuning.alpha,
+            lm.tuning.beta
+        )?,
+        None => writeln!(
+            o,
+            "decoding:        greedy (the bundled LM does not cover these tokens)"
+        )?,
+    }
     let state_floats: usize = i
         .states
         .iter()

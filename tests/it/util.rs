@@ -159,15 +159,22 @@ pub fn spawn_piped(args: &[&str]) -> Child {
 
 /// `hark transcribe --format jsonl --partials` on raw PCM from stdin.
 pub fn spawn_transcribe_stdin(sample_format: &str) -> Child {
-    spawn_piped(&[
+    spawn_transcribe_stdin_with(sample_format, &[])
+}
+
+/// `spawn_transcribe_stdin` with extra flags.
+pub fn spawn_transcribe_stdin_with(sample_format: &str, extra: &[&str]) -> Child {
+    let mut args = vec![
         "transcribe",
         "--format",
         "jsonl",
         "--partials",
         "--sample-format",
         sample_format,
-        "-",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    args.push("-");
+    spawn_piped(&args)
 }
 
 /// The transcript field of `hark transcribe --format tsv FILE` (exit 0 checked).
