@@ -462,7 +462,7 @@ def cmd_eval(a):
 
     rec = Recognizer(a.model)
     t = time.perf_counter()
-    lm = CharLM.load(a.lm)
+    lm = BinLM.load(a.lm) if a.lm.endswith(".bin") else CharLM.load(a.lm)
     print(f"LM {a.lm} "
           f"({pathlib.Path(a.lm).stat().st_size / 1e6:.2f} MB, order {lm.order}, loaded in "
           f"{time.perf_counter() - t:.1f} s)")
