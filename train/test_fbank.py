@@ -39,7 +39,7 @@ def reference(wave: np.ndarray) -> np.ndarray:
     return np.array([fb.get_frame(i) for i in range(fb.num_frames_ready)], dtype=np.float32)
 
 
-def test_signal(seed: int = 7, seconds: float = 0.6) -> np.ndarray:
+def reference_signal(seed: int = 7, seconds: float = 0.6) -> np.ndarray:
     """Chirp + harmonics + noise + a stretch of digital silence: covers the log floor."""
     rng = np.random.default_rng(seed)
     n = int(F.SAMPLE_RATE_HZ * seconds)
@@ -53,7 +53,7 @@ def test_signal(seed: int = 7, seconds: float = 0.6) -> np.ndarray:
 
 def test_matches_kaldi_native_fbank():
     for seed in range(3):
-        wave = test_signal(seed)
+        wave = reference_signal(seed)
         ours = F.fbank(wave).numpy()
         ref = reference(wave)
         assert ours.shape == ref.shape == (F.num_frames(len(wave)), F.NUM_BINS)
@@ -79,7 +79,7 @@ def test_frame_count_snip_edges():
 
 
 def vectors() -> dict:
-    wave = test_signal(11, seconds=0.5)
+    wave = reference_signal(11, seconds=0.5)
     return {
         "description": "contract v1 fbank test vectors: waveform in [-1,1) at 16 kHz; "
         "frames from kaldi-native-fbank (reference) and from train/fbank.py",
