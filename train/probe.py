@@ -1,0 +1,282 @@
+"""The ceiling of issue 4's recipe: a CTC head trained on the synthetic corpus
+on top of Whisper tiny.en's own encoder, frozen and unmodified (full
+bidirectional attention over the whole clip, not streaming).
+
+The converted student (train/student.py) keeps Whisper's convolutions and
+feed-forward layers, replaces its attention by causal WSM, and learns its
+character head from synthetic speech only. Two things can limit it on real
+speech: what the conversion loses, and what a head learned from synthetic
+speech can read out of even the original encoder. This measures the second
+on its own: if a head on the *unmodified* encoder is poor on real recordings,
+no conversion of it will be better. `--attention` (both commands) runs the
+same frozen weights with every attention layer masked, to see what limited
+context alone costs before any retraining: `causal:N` lets each 20 ms frame
+see itself and the N-1 frames before it; `chunk:C:L` lets it see its whole
+chunk of C frames (bidirectional inside it, as a chunked streaming encoder
+would) and the L frames before the chunk. `--norm utterance` normalizes each
+clip's encoder output to zero mean and unit variance per dimension before the
+head (a check on speaker/channel mismatch).
+
+    python train/probe.py features --corpus data/corpus --train-clips 12000
+    python train/probe.py train --head mlp --minutes 15 --out models/eval-probe-whisper.json
+
+`features` runs the frozen encoder once per clip (no 30 s padding, as the
+student's teacher runs it) and caches the last layer's output (float16) under
+<corpus>/feats/probe-*.npz for the first N training clips, the dev and
+test_clean splits and the real recordings (evaluation only). `train` fits a
+head (linear, or a 2-layer MLP) with CTC, then scores greedy and with the
+bundled character LM (models/hark-charlm6.bin, its stored beam settings).
+Nothing here is shipped; it is a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import random
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import charlm  # noqa: E402
+import evalsets  # noqa: E402
+import whisper_encoder as WE  # noqa: E402
+from model import BLANK_ID, TOKENS  # noqa: E402
+from train import encode, greedy  # noqa: E402
+from wer import char_error_rate, score  # noqa: E402
+
+SETS = ("train", "dev", "test_clean", "real")
+
+
+def cache_path(corpus: pathlib.Path, name: str, attention: str = "full") -> pathlib.Path:
+    tag = "" if attention == "full" else attention.replace(":", "-") + "-"
+    return corpus / "feats" / f"probe-{tag}{name}.npz"
+
+
+def attention_mask(frames: int, attention: str):
+    """None for full attention, else [frames, frames], True where query i may attend to key j."""
+    kind, *args = attention.split(":")
+    i = torch.arange(frames).view(-1, 1)
+    j = torch.arange(frames).view(1, -1)
+    if kind == "full" and not args:
+        return None
+    if kind == "causal" and len(args) == 1:
+        return (j <= i) & (j > i - int(args[0]))
+    if kind == "chunk" and len(args) == 2:
+        c, left = int(args[0]), int(args[1])
+        start = (i // c) * c
+        return (j < start + c) & (j >= start - left)
+    raise SystemExit(f"--attention {attention!r}: expected full, causal:N or chunk:C:L")
+
+
+def clips(corpus: pathlib.Path, name: str, limit: int):
+    """(label, path, reference) of one set; the real recordings without a reference are left out."""
+    if name == "real":
+        return [(s, p, r) for s, p, r in evalsets.real_recordings() if r is not None]
+    items = [json.loads(x) for x in (corpus / name / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    return [(name, corpus / it["path"], it["text"]) for it in items[:limit]]
+
+
+def read_wave(path: pathlib.Path) -> np.ndarray:
+    if path.suffix == ".wav":
+        w, sr = sf.read(path, dtype="float32", always_2d=True)
+        if sr == 16000:
+            return w[:, 0]
+    return evalsets.load_audio(path).copy()  # writable, as torch wants
+
+
+@torch.no_grad()
+def cmd_features(a):
+    torch.set_num_threads(a.threads)
+    corpus = pathlib.Path(a.corpus)
+    enc = WE.load_bundled_encoder().eval()
+    limits = {"train": a.train_clips, "dev": a.dev_clips, "test_clean": 10**9, "real": 0}
+    for name in SETS:
+        out = cache_path(corpus, name, a.attention)
+        if out.exists() and not a.force:
+            print(f"{out} exists", flush=True)
+            continue
+        items = clips(corpus, name, limits[name])
+        t0, seconds, feats, offsets = time.time(), 0.0, [], [0]
+        for i, (_, path, _) in enumerate(items):
+            w = read_wave(path)
+            seconds += len(w) / 16000
+            mel = WE.log_mel(w, padding=WE.HOP)[:, :3000]  # the encoder holds 1500 positions (30 s)
+            mask = attention_mask((mel.shape[1] + 1) // 2, a.attention)
+            h = enc(mel.unsqueeze(0), mask)[0].numpy().astype(np.float16)
+            feats.append(h)
+            offsets.append(offsets[-1] + len(h))
+            if i % 1000 == 0:
+                print(f"{name}: {i}/{len(items)} clips, {seconds / max(time.time() - t0, 1e-9):.0f}x real time",
+                      flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, feats=np.concatenate(feats), offsets=np.array(offsets, np.int64),
+                 texts=np.array([r for _, _, r in items]), labels=np.array([s for s, _, _ in items]))
+        print(f"{name}: {len(items)} clips, {seconds / 3600:.2f} h in {time.time() - t0:.0f} s -> {out}", flush=True)
+
+
+class Head(nn.Module):
+    def __init__(self, kind: str, width: int = 384, hidden: int = 1024, vocab: int = len(TOKENS)):
+        super().__init__()
+        if kind == "linear":
+            self.net = nn.Linear(width, vocab)
+        elif kind == "mlp":
+            self.net = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, vocab))
+        else:
+            raise SystemExit(f"unknown head {kind!r}")
+
+    def forward(self, x):
+        return F.log_softmax(self.net(x), dim=-1)
+
+
+def load_set(corpus, name, attention="full", norm="none"):
+    z = np.load(cache_path(corpus, name, attention), allow_pickle=False)
+    feats, offsets = z["feats"], z["offsets"]
+    if norm == "utterance":
+        feats = feats.astype(np.float32)
+        for a, b in zip(offsets[:-1], offsets[1:]):
+            seg = feats[a:b]
+            feats[a:b] = (seg - seg.mean(0)) / (seg.std(0) + 1e-3)
+        feats = feats.astype(np.float16)
+    return feats, offsets, [str(t) for t in z["texts"]], [str(s) for s in z["labels"]]
+
+
+def batches(offsets, max_frames, rng):
+    lens = np.diff(offsets)
+    ids = sorted(range(len(lens)), key=lambda i: (lens[i], rng.random()))
+    out, cur, cur_max = [], [], 0
+    for i in ids:
+        m = max(cur_max, lens[i])
+        if cur and m * (len(cur) + 1) > max_frames:
+            out.append(cur)
+            cur, m = [], lens[i]
+        cur.append(i)
+        cur_max = m
+    if cur:
+        out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def pad(feats, offsets, ids):
+    lens = [int(offsets[i + 1] - offsets[i]) for i in ids]
+    x = np.zeros((len(ids), max(lens), feats.shape[1]), np.float32)
+    for b, i in enumerate(ids):
+        x[b, : lens[b]] = feats[offsets[i] : offsets[i + 1]]
+    return torch.from_numpy(x), torch.tensor(lens)
+
+
+@torch.no_grad()
+def decode_set(head, data, lm=None, max_utts=10**9):
+    """{label: (wer, cer, words)} plus 'all', and the (ref, hyp) pairs."""
+    feats, offsets, texts, labels = data
+    head.eval()
+    rows = []
+    for i in range(min(len(texts), max_utts)):
+        lp = head(torch.from_numpy(feats[offsets[i] : offsets[i + 1]].astype(np.float32))).numpy()
+        if lm is None:
+            hyp = greedy(lp, TOKENS)
+        else:
+            hyp = charlm.beam_search(lp, TOKENS, BLANK_ID, lm, alpha=lm.alpha, beta=lm.beta, beam=lm.beam,
+                                     prune=lm.prune)
+        rows.append((labels[i], texts[i], hyp))
+    head.train()
+    out = {}
+    for label in sorted({r[0] for r in rows}) + ["all"]:
+        sel = [(r, h) for s, r, h in rows if label in ("all", s)]
+        wer, words = score(sel)
+        out[label] = {"wer": round(wer, 4), "cer": round(char_error_rate(sel), 4), "words": words}
+    return out, rows
+
+
+def cmd_train(a):
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = random.Random(a.seed)
+    corpus = pathlib.Path(a.corpus)
+    train = load_set(corpus, "train", a.attention, a.norm)
+    dev = load_set(corpus, "dev", a.attention, a.norm)
+    head = Head(a.head)
+    opt = torch.optim.AdamW(head.parameters(), lr=a.lr, weight_decay=1e-2)
+    ctc = nn.CTCLoss(blank=BLANK_ID, zero_infinity=True)
+    feats, offsets, texts, _ = train
+    targets = [torch.tensor(encode(t, TOKENS)) for t in texts]
+    t0, step, epoch = time.time(), 0, 0
+    deadline = t0 + a.minutes * 60
+    log = []
+    while time.time() < deadline and epoch < a.epochs:
+        for ids in batches(offsets, a.batch_frames, rng):
+            if time.time() > deadline:
+                break
+            x, lens = pad(feats, offsets, ids)
+            x = x + a.noise * torch.randn_like(x)  # feature noise: a little regularization
+            lp = head(x).transpose(0, 1)
+            tg = [targets[i] for i in ids]
+            loss = ctc(lp, torch.cat(tg), lens, torch.tensor([len(t) for t in tg]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        epoch += 1
+        res, _ = decode_set(head, dev, max_utts=400)
+        log.append({"epoch": epoch, "step": step, "loss": round(loss.item(), 3), "dev_greedy": res["all"],
+                    "minutes": round((time.time() - t0) / 60, 1)})
+        print(json.dumps(log[-1]), flush=True)
+    lm = charlm.BinLM.load(a.lm)
+    results = {}
+    for name in ("dev", "test_clean", "real"):
+        data = load_set(corpus, name, a.attention, a.norm)
+        limit = 150 if name == "dev" else 10**9
+        g, _ = decode_set(head, data, max_utts=limit)
+        b, rows = decode_set(head, data, lm, max_utts=limit)
+        results[name] = {"greedy": g, "lm": b, "examples": rows[:3]}
+        print(name, json.dumps({"greedy": g["all"], "lm": b["all"]}), flush=True)
+    out = {"what": "CTC head on the frozen, unmodified Whisper tiny.en encoder (bidirectional, whole clip); "
+                   "trained on synthetic speech only", "command": " ".join(sys.argv),
+           "head": a.head, "attention": a.attention, "norm": a.norm,
+           "head_parameters": sum(p.numel() for p in head.parameters()),
+           "train_clips": len(texts), "train_hours": round(int(offsets[-1]) / 50 / 3600, 2),
+           "log": log, "results": results}
+    if a.out:
+        pathlib.Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+        print(f"wrote {a.out}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("features")
+    f.add_argument("--corpus", default="data/corpus")
+    f.add_argument("--train-clips", type=int, default=12000)
+    f.add_argument("--dev-clips", type=int, default=400)
+    f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--force", action="store_true")
+    f.add_argument("--attention", default="full", help="full (as trained), causal:N or chunk:C:L (20 ms frames)")
+    t = sub.add_parser("train")
+    t.add_argument("--corpus", default="data/corpus")
+    t.add_argument("--head", choices=("linear", "mlp"), default="mlp")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--minutes", type=float, default=15)
+    t.add_argument("--batch-frames", type=int, default=20000)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--noise", type=float, default=0.0)
+    t.add_argument("--lm", default=str(HERE.parent / "models" / "hark-charlm6.bin"))
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--attention", default="full", help="use the features made with this --attention")
+    t.add_argument("--norm", choices=("none", "utterance"), default="none")
+    t.add_argument("--out")
+    a = ap.parse_args()
+    {"features": cmd_features, "train": cmd_train}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
