@@ -50,7 +50,7 @@ import charlm  # noqa: E402
 import evalsets  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
 from model import BLANK_ID, TOKENS  # noqa: E402
-from train import encode, greedy  # noqa: E402
+from train import encode, greedy, make_batches  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
 SETS = ("train", "dev", "test_clean", "real")
@@ -149,23 +149,6 @@ def load_set(corpus, name, attention="full", norm="none"):
     return feats, offsets, [str(t) for t in z["texts"]], [str(s) for s in z["labels"]]
 
 
-def batches(offsets, max_frames, rng):
-    lens = np.diff(offsets)
-    ids = sorted(range(len(lens)), key=lambda i: (lens[i], rng.random()))
-    out, cur, cur_max = [], [], 0
-    for i in ids:
-        m = max(cur_max, lens[i])
-        if cur and m * (len(cur) + 1) > max_frames:
-            out.append(cur)
-            cur, m = [], lens[i]
-        cur.append(i)
-        cur_max = m
-    if cur:
-        out.append(cur)
-    rng.shuffle(out)
-    return out
-
-
 def pad(feats, offsets, ids):
     lens = [int(offsets[i + 1] - offsets[i]) for i in ids]
     x = np.zeros((len(ids), max(lens), feats.shape[1]), np.float32)
@@ -213,7 +196,7 @@ def cmd_train(a):
     deadline = t0 + a.minutes * 60
     log = []
     while time.time() < deadline and epoch < a.epochs:
-        for ids in batches(offsets, a.batch_frames, rng):
+        for ids in make_batches(offsets, a.batch_frames, rng, max_len_frames=10**9, min_len_frames=0):
             if time.time() > deadline:
                 break
             x, lens = pad(feats, offsets, ids)
