@@ -109,7 +109,9 @@ def cmd_features(a):
         for i, (_, path, _) in enumerate(items):
             w = read_wave(path)
             seconds += len(w) / 16000
-            mel = WE.log_mel(w, padding=WE.HOP)[:, :3000]  # the encoder holds 1500 positions (30 s)
+            mel = WE.log_mel(w, padding=WE.HOP)
+            if mel.shape[1] > 3000:  # the encoder holds 1500 positions (30 s)
+                raise SystemExit(f"{path}: longer than Whisper's 30 s; the probe scores whole clips only")
             mask = attention_mask((mel.shape[1] + 1) // 2, a.attention)
             h = enc(mel.unsqueeze(0), mask)[0].numpy().astype(np.float16)
             feats.append(h)
