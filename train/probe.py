@@ -159,27 +159,36 @@ def pad(feats, offsets, ids):
     return torch.from_numpy(x), torch.tensor(lens)
 
 
-@torch.no_grad()
-def decode_set(head, data, lm=None, max_utts=10**9):
-    """{label: (wer, cer, words)} plus 'all', and the (ref, hyp) pairs."""
-    feats, offsets, texts, labels = data
-    head.eval()
-    rows = []
-    for i in range(min(len(texts), max_utts)):
-        lp = head(torch.from_numpy(feats[offsets[i] : offsets[i + 1]].astype(np.float32))).numpy()
-        if lm is None:
-            hyp = greedy(lp, TOKENS)
-        else:
-            hyp = charlm.beam_search(lp, TOKENS, BLANK_ID, lm, alpha=lm.alpha, beta=lm.beta, beam=lm.beam,
-                                     prune=lm.prune)
-        rows.append((labels[i], texts[i], hyp))
-    head.train()
+def summarize(rows):
+    """(label, ref, hyp) rows -> {label: {wer, cer, words}} plus 'all'."""
     out = {}
     for label in sorted({r[0] for r in rows}) + ["all"]:
         sel = [(r, h) for s, r, h in rows if label in ("all", s)]
         wer, words = score(sel)
         out[label] = {"wer": round(wer, 4), "cer": round(char_error_rate(sel), 4), "words": words}
-    return out, rows
+    return out
+
+
+@torch.no_grad()
+def decode_set(head, data, lm=None, max_utts=10**9):
+    """Runs the head once per utterance and decodes greedy and, with an LM,
+    with its beam search too -> ({"greedy": summary[, "lm": summary]}, rows
+    of the best decoding: LM if given, else greedy)."""
+    feats, offsets, texts, labels = data
+    head.eval()
+    greedy_rows, lm_rows = [], []
+    for i in range(min(len(texts), max_utts)):
+        lp = head(torch.from_numpy(feats[offsets[i] : offsets[i + 1]].astype(np.float32))).numpy()
+        greedy_rows.append((labels[i], texts[i], greedy(lp, TOKENS)))
+        if lm is not None:
+            hyp = charlm.beam_search(lp, TOKENS, BLANK_ID, lm, alpha=lm.alpha, beta=lm.beta, beam=lm.beam,
+                                     prune=lm.prune)
+            lm_rows.append((labels[i], texts[i], hyp))
+    head.train()
+    out = {"greedy": summarize(greedy_rows)}
+    if lm is not None:
+        out["lm"] = summarize(lm_rows)
+    return out, lm_rows if lm is not None else greedy_rows
 
 
 def cmd_train(a):
@@ -212,18 +221,16 @@ def cmd_train(a):
             step += 1
         epoch += 1
         res, _ = decode_set(head, dev, max_utts=400)
-        log.append({"epoch": epoch, "step": step, "loss": round(loss.item(), 3), "dev_greedy": res["all"],
-                    "minutes": round((time.time() - t0) / 60, 1)})
+        log.append({"epoch": epoch, "step": step, "loss": round(loss.item(), 3),
+                    "dev_greedy": res["greedy"]["all"], "minutes": round((time.time() - t0) / 60, 1)})
         print(json.dumps(log[-1]), flush=True)
     lm = charlm.BinLM.load(a.lm)
     results = {}
     for name in ("dev", "test_clean", "real"):
-        data = load_set(corpus, name, a.attention, a.norm)
-        limit = 150 if name == "dev" else 10**9
-        g, _ = decode_set(head, data, max_utts=limit)
-        b, rows = decode_set(head, data, lm, max_utts=limit)
-        results[name] = {"greedy": g, "lm": b, "examples": rows[:3]}
-        print(name, json.dumps({"greedy": g["all"], "lm": b["all"]}), flush=True)
+        data = dev if name == "dev" else load_set(corpus, name, a.attention, a.norm)
+        res, rows = decode_set(head, data, lm, max_utts=150 if name == "dev" else 10**9)
+        results[name] = {**res, "examples": rows[:3]}
+        print(name, json.dumps({k: v["all"] for k, v in res.items()}), flush=True)
     out = {"what": "CTC head on the frozen, unmodified Whisper tiny.en encoder (bidirectional, whole clip); "
                    "trained on synthetic speech only", "command": " ".join(sys.argv),
            "head": a.head, "attention": a.attention, "norm": a.norm,
