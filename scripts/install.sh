@@ -26,7 +26,8 @@ Options:
   --no-start   install and enable, but do not start or restart the service
   --gpu        also install the GPU drop-in, which lets the service reach an
                NVIDIA GPU (Jetson or PC card); for a binary built with
-               `--features cuda`. Not yet tried on a GPU (README).
+               `--features cuda` (CUDA 12.6) or `--features cuda13`. The
+               CUDA path ran on a GPU, not yet under this drop-in (README).
   -h, --help   show this help
 
 Must run as root.

@@ -51,11 +51,14 @@ impl std::fmt::Display for Backend {
     }
 }
 
-/// Whether this binary was built with the `cuda` feature.
-pub const CUDA_BUILT_IN: bool = cfg!(feature = "cuda");
+/// Whether this binary was built with CUDA support (cargo feature `cuda` or
+/// `cuda13`).
+pub const CUDA_BUILT_IN: bool = cfg!(feature = "gpu");
 
 /// Why a binary without the feature cannot use the GPU.
-pub(crate) const NO_CUDA: &str = "this hark was built without CUDA support (cargo feature `cuda`)";
+#[cfg(not(feature = "gpu"))]
+pub(crate) const NO_CUDA: &str =
+    "this hark was built without CUDA support (cargo feature `cuda` or `cuda13`)";
 
 /// The backend a choice comes to on this machine. `Cuda` without a usable
 /// device is a configuration error; `Auto` without one logs why (one
@@ -86,12 +89,12 @@ pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-#[cfg(not(feature = "cuda"))]
+#[cfg(not(feature = "gpu"))]
 fn cuda_usable() -> std::result::Result<(), String> {
     Err(NO_CUDA.into())
 }
 
-#[cfg(feature = "cuda")]
+#[cfg(feature = "gpu")]
 fn cuda_usable() -> std::result::Result<(), String> {
     // dlopens libcuda without cudarc (which would panic on a missing
     // library), runs cuInit (which fails when no device is visible), checks
@@ -99,6 +102,15 @@ fn cuda_usable() -> std::result::Result<(), String> {
     // probes cudart, nvrtc, cuBLAS and cuDNN. Cached after a success.
     tract_cuda::utils::ensure_cuda_runtime_dependencies("CUDA is not usable")
         .map_err(|e| one_line(&e.root_cause().to_string()))?;
+    // cudarc binds each function of those libraries by name on its first
+    // call and panics (an abort, in a release build) when the library that
+    // was found lacks it: a CUDA 13 libcudart found by its unversioned name
+    // under a CUDA 12 build has no cudaGetDeviceProperties_v2 (seen on an
+    // H200 machine with CUDA 13 only). So the libraries found must be of
+    // the CUDA release the bindings were generated for.
+    for lib in &cuda_libs::LIBS {
+        cuda_libs::check(lib)?;
+    }
     // tract-cuda compiles its kernels into this folder on first use and
     // panics when it cannot create it (a hardened service without a
     // writable home): find out here instead.
@@ -110,4 +122,125 @@ fn cuda_usable() -> std::result::Result<(), String> {
         )
     })?;
     Ok(())
+}
+
+/// The versions of the CUDA libraries tract-cuda will load, found the way
+/// cudarc finds them (the first of its candidate names that dlopen
+/// accepts), against the CUDA release this binary was built for.
+#[cfg(feature = "gpu")]
+mod cuda_libs {
+    use std::ffi::{c_int, c_void, CString};
+
+    /// (major, minor) of the CUDA release the bindings were generated for.
+    #[cfg(feature = "cuda")]
+    const BUILT_FOR: (c_int, c_int) = (12, 6);
+    #[cfg(all(feature = "cuda13", not(feature = "cuda")))]
+    const BUILT_FOR: (c_int, c_int) = (13, 0);
+
+    /// The cargo feature that builds for the other release.
+    fn feature_for(major: c_int) -> &'static str {
+        if major >= 13 {
+            "cuda13"
+        } else {
+            "cuda"
+        }
+    }
+
+    pub struct Lib {
+        /// cudarc's short name (its candidates are derived from it).
+        name: &'static str,
+        /// Reads (major, minor) from the opened library.
+        version: unsafe fn(*mut c_void) -> Option<(c_int, c_int)>,
+    }
+
+    pub const LIBS: [Lib; 3] = [
+        Lib {
+            name: "cudart",
+            version: cudart_version,
+        },
+        Lib {
+            name: "nvrtc",
+            version: nvrtc_version,
+        },
+        Lib {
+            name: "cublas",
+            version: cublas_version,
+        },
+    ];
+
+    /// `Err` with a one-line reason when the library cudarc would load is
+    /// of another CUDA major version than the build, or older than it.
+    /// A library that is not found, or whose version cannot be read, is
+    /// left to tract-cuda's own probe.
+    pub fn check(lib: &Lib) -> Result<(), String> {
+        for candidate in cudarc::get_lib_name_candidates(lib.name) {
+            let Ok(c) = CString::new(candidate.as_str()) else {
+                continue;
+            };
+            // SAFETY: dlopen/dlsym on a NUL-terminated name; the handle
+            // stays open (cudarc opens the same library again).
+            let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+            if handle.is_null() {
+                continue;
+            }
+            // SAFETY: the version functions below are the libraries'
+            // documented C entry points, looked up by name.
+            let Some((major, minor)) = (unsafe { (lib.version)(handle) }) else {
+                return Ok(());
+            };
+            let (want_major, want_minor) = BUILT_FOR;
+            if major != want_major || minor < want_minor {
+                return Err(format!(
+                    "{candidate} is CUDA {major}.{minor}, but this hark is built for CUDA {want_major}.{want_minor} \
+                     (cargo feature `{}`); {}",
+                    feature_for(want_major),
+                    if major != want_major {
+                        format!("build with `--features {}` for CUDA {major}", feature_for(major))
+                    } else {
+                        "install the matching CUDA libraries or point LD_LIBRARY_PATH at them".to_string()
+                    }
+                ));
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    unsafe fn symbol(handle: *mut c_void, name: &str) -> Option<*mut c_void> {
+        let c = CString::new(name).ok()?;
+        let sym = unsafe { libc::dlsym(handle, c.as_ptr()) };
+        (!sym.is_null()).then_some(sym)
+    }
+
+    /// cudaRuntimeGetVersion(int *) -> cudaError_t: 1000 * major + 10 * minor.
+    unsafe fn cudart_version(handle: *mut c_void) -> Option<(c_int, c_int)> {
+        let sym = unsafe { symbol(handle, "cudaRuntimeGetVersion") }?;
+        // SAFETY: the symbol's C signature.
+        let f: unsafe extern "C" fn(*mut c_int) -> c_int = unsafe { std::mem::transmute(sym) };
+        let mut v: c_int = 0;
+        (unsafe { f(&mut v) } == 0).then_some((v / 1000, (v % 1000) / 10))
+    }
+
+    /// nvrtcVersion(int *major, int *minor) -> nvrtcResult.
+    unsafe fn nvrtc_version(handle: *mut c_void) -> Option<(c_int, c_int)> {
+        let sym = unsafe { symbol(handle, "nvrtcVersion") }?;
+        // SAFETY: the symbol's C signature.
+        let f: unsafe extern "C" fn(*mut c_int, *mut c_int) -> c_int =
+            unsafe { std::mem::transmute(sym) };
+        let (mut major, mut minor): (c_int, c_int) = (0, 0);
+        (unsafe { f(&mut major, &mut minor) } == 0).then_some((major, minor))
+    }
+
+    /// cublasGetProperty(libraryPropertyType, int *) -> cublasStatus_t,
+    /// with MAJOR_VERSION = 0 and MINOR_VERSION = 1. cuBLAS numbers its
+    /// releases with the CUDA toolkit's major version.
+    unsafe fn cublas_version(handle: *mut c_void) -> Option<(c_int, c_int)> {
+        let sym = unsafe { symbol(handle, "cublasGetProperty") }?;
+        // SAFETY: the symbol's C signature.
+        let f: unsafe extern "C" fn(c_int, *mut c_int) -> c_int =
+            unsafe { std::mem::transmute(sym) };
+        let (mut major, mut minor): (c_int, c_int) = (0, 0);
+        let ok = unsafe { f(0, &mut major) } == 0 && unsafe { f(1, &mut minor) } == 0;
+        ok.then_some((major, minor))
+    }
 }

@@ -371,7 +371,7 @@ pub fn read_info(bytes: &[u8], source: &str) -> Result<(ModelProto, ModelInfo)> 
 
 /// The plan on tract-cuda's runtime: it moves the ops it supports to the
 /// GPU (the rest stay on the CPU), optimizes, and uploads the weights.
-#[cfg(feature = "cuda")]
+#[cfg(feature = "gpu")]
 fn cuda_plan(typed: TypedModel) -> TractResult<Box<dyn Runnable>> {
     // Registered by tract-cuda (linked through `backend.rs`); its `check`
     // is the probe that `backend::resolve` has already passed.
@@ -380,7 +380,7 @@ fn cuda_plan(typed: TypedModel) -> TractResult<Box<dyn Runnable>> {
     rt.prepare(typed)
 }
 
-#[cfg(not(feature = "cuda"))]
+#[cfg(not(feature = "gpu"))]
 fn cuda_plan(_: TypedModel) -> TractResult<Box<dyn Runnable>> {
     Err(TractError::msg(crate::backend::NO_CUDA))
 }

@@ -19,7 +19,7 @@ fn e2e_wavs() -> Vec<String> {
 /// Whether `--backend cuda` works here: a binary with the `cuda` feature
 /// on a machine with a usable NVIDIA GPU.
 fn gpu_usable() -> bool {
-    cfg!(feature = "cuda") && run(&["model", "--backend", "cuda"]).status.code() == Some(0)
+    cfg!(feature = "gpu") && run(&["model", "--backend", "cuda"]).status.code() == Some(0)
 }
 
 /// `hark transcribe --format tsv --backend BACKEND` on all e2e WAVs:
@@ -46,7 +46,7 @@ fn cpu_and_auto_give_identical_transcripts() {
     let (auto, auto_err) = transcribe_all("auto");
     assert_eq!(cpu, auto);
     assert!(cpu_err.is_empty(), "{cpu_err}");
-    if cfg!(feature = "cuda") && !gpu_usable() {
+    if cfg!(feature = "gpu") && !gpu_usable() {
         // the fallback says why, once
         assert_eq!(auto_err.lines().count(), 1, "{auto_err}");
         assert!(
@@ -81,7 +81,7 @@ fn cuda_without_a_usable_gpu_is_a_one_line_configuration_error() {
             err.starts_with("hark: configuration: --backend cuda: "),
             "{args:?}: {err}"
         );
-        if !cfg!(feature = "cuda") {
+        if !cfg!(feature = "gpu") {
             assert!(err.contains("built without CUDA support"), "{err}");
         }
     }
@@ -115,7 +115,7 @@ fn model_and_bench_report_the_backend_used() {
 // with tract through a link-time inventory, which the CUDA plan looks up by
 // name. Registered, it is found (and fails its check without a usable GPU);
 // missing, the lookup answers None.
-#[cfg(feature = "cuda")]
+#[cfg(feature = "gpu")]
 #[test]
 fn the_cuda_runtime_is_registered() {
     let found = tract_onnx::prelude::runtime_for_name("cuda");
