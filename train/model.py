@@ -79,7 +79,7 @@ class CausalConvSubsampling(nn.Module):
         return y2, x[:, :, -1:], y1[:, :, -1:]
 
 
-def causal_summaries(s, s_sum, s_count, s_win, window: int):
+def causal_summaries(s, s_sum, s_count, s_win, window: int, chunk: int = 0):
     """SummaryMixing's two summaries of a chunk of summary vectors s [B, N, D]
     given the state before it (s_sum [B, 1, D] and s_count [B, 1, 1]: sum
     and number of all earlier frames; s_win [B, W-1, D]: the last W-1
@@ -87,12 +87,20 @@ def causal_summaries(s, s_sum, s_count, s_win, window: int):
     [B, N, D], mean over the last W frames [B, N, D] (fewer at stream start:
     the divisor counts the real frames), new s_sum, new s_count, new s_win).
     Sums are matmuls with triangular / band masks, so the same ops run in
-    training and in the exported chunk."""
+    training and in the exported chunk.
+
+    chunk > 0 (N a multiple of it): every frame gets the summaries of the
+    last frame of its group of `chunk` frames (the masks' rows say which
+    frame each row sums up to), so a frame also sees the rest of its chunk. Streaming in steps of whole groups adds no latency (the
+    runtime waits for the whole chunk anyway) and equals the batch forward;
+    the state is the same."""
     n, w = s.shape[1], window
-    rows = torch.arange(n, device=s.device).view(-1, 1)
+    rows = torch.arange(n, device=s.device).view(-1, 1)  # the frame each output row summarizes up to
+    if chunk:
+        rows = torch.div(rows, chunk, rounding_mode="floor") * chunk + (chunk - 1)
     tri = (torch.arange(n, device=s.device).view(1, -1) <= rows).to(s.dtype)
     total = s_sum + torch.matmul(tri, s)
-    count = s_count + torch.arange(1, n + 1, dtype=s.dtype, device=s.device).view(1, n, 1)
+    count = s_count + (rows + 1).to(s.dtype).view(1, n, 1)
     ext = torch.cat([s_win, s], dim=1)  # [B, W-1+N, D]
     idx = torch.arange(n + w - 1, device=s.device).view(1, -1)
     band = ((idx >= rows) & (idx <= rows + w - 1)).to(s.dtype)  # [N, W-1+N]

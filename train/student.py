@@ -63,6 +63,7 @@ class StudentConfig:
     width: int = 384
     layers: int = 4
     window: int = 25  # WSM window in context frames (25 x 40 ms = 1 s at ds=2)
+    chunk: int = 0  # 0: causal summaries; N: a frame sees the summaries at the end of its group of N context frames
     downsample: int = 2  # 1: context layers at 20 ms; 2: at 40 ms
     mel_floor: float = -1.0  # Whisper's normalised log-mel never goes far below its clip max - 2
     vocab: list = field(default_factory=lambda: list(TOKENS))
@@ -73,17 +74,19 @@ class StudentConfig:
 
     @property
     def chunk_multiple(self) -> int:
-        return self.subsampling
+        return self.subsampling * max(1, self.chunk)
 
 
 class WSMLayer(nn.Module):
     """Causal Windowed SummaryMixing in place of one self-attention layer:
     h_t = c([f(y_t), mean_{u<=t} s(y_u), mean_{t-W<u<=t} s(y_u)]), y = LN(x).
-    The running sum and count and the last W-1 values of s are the state."""
+    The running sum and count and the last W-1 values of s are the state.
+    With chunk > 0, t in both means is the last frame of t's chunk."""
 
-    def __init__(self, width: int, window: int):
+    def __init__(self, width: int, window: int, chunk: int = 0):
         super().__init__()
         self.window = window
+        self.chunk = chunk
         self.norm = nn.LayerNorm(width, eps=WE.LAYER_NORM_EPS)
         self.local = nn.Linear(width, width)
         self.summary = nn.Linear(width, width)
@@ -103,7 +106,7 @@ class WSMLayer(nn.Module):
     def forward(self, x, s_sum, s_count, s_win):
         y = self.norm(x)
         f = self.local(y)
-        g, wmean, *state = causal_summaries(self.summary(y), s_sum, s_count, s_win, self.window)
+        g, wmean, *state = causal_summaries(self.summary(y), s_sum, s_count, s_win, self.window, self.chunk)
         return (self.combine(torch.cat([f, g, wmean], dim=2)), *state)
 
 
@@ -128,7 +131,7 @@ class WhisperStudent(nn.Module):
         self.conv2 = nn.Conv1d(d, d, 3, stride=2)
         self.position = nn.Parameter(torch.zeros(d))
         self.down = nn.Conv1d(d, d, cfg.downsample, stride=cfg.downsample) if cfg.downsample > 1 else None
-        self.mixers = nn.ModuleList(WSMLayer(d, cfg.window) for _ in range(cfg.layers))
+        self.mixers = nn.ModuleList(WSMLayer(d, cfg.window, cfg.chunk) for _ in range(cfg.layers))
         self.ffns = nn.ModuleList(FeedForward(d) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(d, eps=WE.LAYER_NORM_EPS)
         self.head = nn.Linear(d, len(cfg.vocab))
@@ -293,8 +296,11 @@ def load_pairs(corpus: pathlib.Path, split: str, log=print, limit=None):
     return kal, koff, mel, moff, [it["text"] for it in items]
 
 
-def make_batch(data, ids, multiple):
+def make_batch(data, ids, cfg: StudentConfig):
+    """(Kaldi fbank [B, T, 80] padded to a whole number of chunks, output
+    lengths, Whisper mel [B, 80, Tm], mel lengths) for clips `ids`."""
     kal, koff, mel, moff, _ = data
+    multiple = cfg.chunk_multiple
     klens = [int(koff[i + 1] - koff[i]) for i in ids]
     mlens = [int(moff[i + 1] - moff[i]) for i in ids]
     tk = -(-max(klens) // multiple) * multiple
@@ -303,7 +309,7 @@ def make_batch(data, ids, multiple):
     for b, i in enumerate(ids):
         x[b, : klens[b]] = kal[koff[i] : koff[i + 1]]
         m[b, :, : mlens[b]] = mel[moff[i] : moff[i + 1]].T
-    out_lens = [-(-n // multiple) for n in klens]
+    out_lens = [-(-n // cfg.subsampling) for n in klens]
     return torch.from_numpy(x), torch.tensor(out_lens), torch.from_numpy(m), mlens
 
 
@@ -403,9 +409,9 @@ def distill_loop(st, opt, params, lr_at, *, steps, minutes, eval_every, log_ever
         minutes=round((time.time() - t0) / 60, 1))
 
 
-def evaluate(model, data, multiple, max_utts=400):
+def evaluate(model, data, max_utts=400):
     _, koff, _, _, texts = data
-    return score(model, texts, np.diff(koff), lambda ids: make_batch(data, ids, multiple)[:2], model.cfg.vocab,
+    return score(model, texts, np.diff(koff), lambda ids: make_batch(data, ids, model.cfg)[:2], model.cfg.vocab,
                  max_utts)
 
 
@@ -428,6 +434,9 @@ def main():
     ap.add_argument("--distill-weight", type=float, default=1.0)
     ap.add_argument("--downsample", type=int, default=2)
     ap.add_argument("--window", type=int, default=25)
+    ap.add_argument("--chunk", type=int, default=0,
+                    help="context frames per chunk whose summaries all its frames share (0: causal; "
+                         "8 at --downsample 2 = the runtime's 320 ms)")
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
@@ -439,7 +448,7 @@ def main():
     corpus = pathlib.Path(a.corpus)
     train = load_pairs(corpus, "train", log)
     dev = load_pairs(corpus, "dev", log)
-    cfg = StudentConfig(downsample=a.downsample, window=a.window)
+    cfg = StudentConfig(downsample=a.downsample, window=a.window, chunk=a.chunk)
     torch.manual_seed(a.seed)
     teacher = Teacher()
     model = WhisperStudent(cfg)
@@ -479,7 +488,7 @@ def main():
     targets = [encode(t, cfg.vocab) for t in train[4]]
 
     def losses(ids):
-        x, out_lens, mel, mlens = make_batch(train, ids, cfg.chunk_multiple)
+        x, out_lens, mel, mlens = make_batch(train, ids, cfg)
         t_layers = teacher.layers(mel, mlens)
         (lp, *_), s_layers = model(x, hidden=True)
         tg = [targets[i] for i in ids]
@@ -494,7 +503,7 @@ def main():
         distill_weight=a.distill_weight,
         epoch_batches=lambda epoch: make_batches(train[1], a.batch_frames, random.Random(a.seed + epoch),
                                                  max_len_frames=1500, min_len_frames=16),
-        losses=losses, evaluate=lambda: evaluate(model, dev, cfg.chunk_multiple), save=save, log=log)
+        losses=losses, evaluate=lambda: evaluate(model, dev), save=save, log=log)
 
 
 if __name__ == "__main__":

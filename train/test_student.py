@@ -67,6 +67,37 @@ def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk, ds):
     assert meta["hark.subsampling"] == str(2 * ds)
 
 
+@pytest.mark.parametrize("chunk_frames", [16, 32])
+def test_chunked_summaries_stream_equal_to_batch(tmp_path, chunk_frames):
+    # 4 context frames per chunk at ds=2 = 16 feature frames; a step of 32
+    # holds two chunks
+    model = small_student(downsample=2, chunk=4)
+    path = tmp_path / "c.onnx"
+    export(model, path, chunk_frames=chunk_frames, name="test-student-chunked")
+    feats = speechlike_feats(203)
+    streamed = Recognizer(path).log_probs(feats)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(pad_to_chunks(feats, chunk_frames))[None])[0][0].numpy()
+    assert streamed.shape == whole.shape
+    assert np.max(np.abs(streamed - whole)) < 1e-3
+
+
+def test_chunked_summaries_see_their_chunk_and_nothing_after_it():
+    model = small_student(downsample=2, chunk=4)
+    x = torch.from_numpy(speechlike_feats(64))[None]
+    y = x.clone()
+    y[:, 40:] += 1.0  # changes feature frames 40.. = output frames 10.. (chunk 2 starts at 8)
+    with torch.no_grad():
+        a, b = model(x)[0][0], model(y)[0][0]
+    changed = (a - b).abs().amax(1) > 1e-6
+    assert not changed[:8].any()  # chunks 0 and 1 do not see chunk 2
+    assert changed[8:10].all()  # frames 8, 9 see the change at 10 in their chunk
+    causal = small_student(downsample=2)
+    with torch.no_grad():
+        a, b = causal(x)[0][0], causal(y)[0][0]
+    assert not ((a - b).abs().amax(1) > 1e-6)[:10].any()
+
+
 def test_fp16_storage_halves_the_file_and_keeps_the_output(tmp_path):
     model = WhisperStudent(StudentConfig(width=128, layers=2, window=5)).eval()
     export(model, tmp_path / "f32.onnx", chunk_frames=32, name="f32")
