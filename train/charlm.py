@@ -55,6 +55,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from evalsets import read_manifest  # noqa: E402
 from train import greedy  # noqa: E402
 
 BOS, EOS = "^", "$"
@@ -430,8 +431,7 @@ def beam_search(log_probs: np.ndarray, tokens, blank: int, lm=None, alpha: float
 # -- command line --------------------------------------------------------------
 def train_sentences(corpus: pathlib.Path):
     """The training split's texts only (never dev/test_clean/real)."""
-    man = corpus / "train" / "manifest.jsonl"
-    return [json.loads(x)["text"] for x in man.read_text().splitlines() if x.strip()]
+    return [it["text"] for it in read_manifest(corpus, "train")]
 
 
 def cmd_build(a):
@@ -469,8 +469,7 @@ def cmd_eval(a):
     sets = {}
     if a.split != "none":
         corpus = pathlib.Path(a.corpus)
-        items = [json.loads(x) for x in (corpus / a.split / "manifest.jsonl").read_text().splitlines()
-                 if x.strip()][: a.max]
+        items = read_manifest(corpus, a.split)[: a.max]
         sets[f"{a.split}({len(items)})"] = [(it["text"], corpus / it["path"]) for it in items]
     if a.real:
         real = [(ref, path) for _, path, ref in real_recordings() if ref is not None]

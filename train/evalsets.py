@@ -1,10 +1,12 @@
 """The evaluation audio shared by train/evaluate.py and train/peers.py: the
 real recordings that ship in Debian packages (evaluation only, never
 training or tuning) with their normalized references, and audio loading
-through sox. Kept free of torch and onnx so that a peer engine measured in
+through sox; and the reader of a corpus split's manifest, which every
+script under train/ uses. Kept free of torch and onnx so that a peer engine measured in
 its own process carries only what it needs.
 """
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -18,6 +20,16 @@ from textnorm import normalize  # noqa: E402
 PS = pathlib.Path("/usr/share/pocketsphinx/test/data")
 ALSA = pathlib.Path("/usr/share/sounds/alsa")
 CODEC2 = pathlib.Path("/usr/share/codec2/raw/speech_orig_16k.wav")
+
+
+def manifest_path(corpus, split: str) -> pathlib.Path:
+    return pathlib.Path(corpus) / split / "manifest.jsonl"
+
+
+def read_manifest(corpus, split: str) -> list:
+    """The clips of a corpus split (train, dev, test_clean) as make_corpus.py
+    wrote them: one dict per clip (path relative to the corpus, text, ...)."""
+    return [json.loads(x) for x in manifest_path(corpus, split).read_text().splitlines() if x.strip()]
 
 
 def real_recordings():

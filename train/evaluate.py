@@ -28,7 +28,7 @@ import onnxruntime as ort
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
-from evalsets import load_audio, real_recordings  # noqa: E402
+from evalsets import load_audio, manifest_path, read_manifest, real_recordings  # noqa: E402
 from train import greedy  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
@@ -112,13 +112,12 @@ def generalization_sets(rec, corpus: pathlib.Path, n: int) -> dict:
     """Where the errors come from: clean training clips (voices and sentences
     seen in training) and held-out test sentences spoken by training voices
     (voices seen, sentences not), next to the held-out voices' sets."""
-    train = [json.loads(x) for x in (corpus / "train" / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    train = read_manifest(corpus, "train")
     clean = [it for it in train if not it.get("aug")]
     step = max(1, len(clean) // n)
     rows = {"train-clips-clean": [(it["text"], rec.transcribe(load_audio(corpus / it["path"])))
                                   for it in clean[::step][:n]]}
-    test = [json.loads(x) for x in (corpus / "test_clean" / "manifest.jsonl").read_text().splitlines()
-            if x.strip()][: max(1, n // len(SEEN_VOICES))]
+    test = read_manifest(corpus, "test_clean")[: max(1, n // len(SEEN_VOICES))]
     with tempfile.TemporaryDirectory() as td:
         for engine, voice in SEEN_VOICES:
             for k, it in enumerate(test):
@@ -146,10 +145,9 @@ def main():
 
     corpus = pathlib.Path(a.corpus)
     for split in ("test_clean", "dev"):
-        man = corpus / split / "manifest.jsonl"
-        if not man.exists():
+        if not manifest_path(corpus, split).exists():
             continue
-        items = [json.loads(x) for x in man.read_text().splitlines() if x.strip()][: a.max_synthetic]
+        items = read_manifest(corpus, split)[: a.max_synthetic]
         for it in items:
             hyp = rec.transcribe(load_audio(corpus / it["path"]))
             by_set.setdefault(f"synthetic-{split}", []).append((it["text"], hyp))

@@ -27,7 +27,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import load_audio, real_recordings  # noqa: E402
+from evalsets import load_audio, manifest_path, read_manifest, real_recordings  # noqa: E402
 from textnorm import normalize  # noqa: E402
 from wer import score  # noqa: E402
 
@@ -40,9 +40,8 @@ PIECE = 5120  # 320 ms at 16 kHz, hark's chunk
 def items(corpus: pathlib.Path, max_synthetic: int):
     """(set, path, reference) for every scored utterance."""
     out = []
-    man = corpus / "test_clean" / "manifest.jsonl"
-    if man.exists():
-        rows = [json.loads(x) for x in man.read_text().splitlines() if x.strip()][:max_synthetic]
+    if manifest_path(corpus, "test_clean").exists():
+        rows = read_manifest(corpus, "test_clean")[:max_synthetic]
         out += [("synthetic-test_clean", corpus / r["path"], r["text"]) for r in rows]
     out += [(s, p, r) for s, p, r in real_recordings() if r is not None]
     return out

@@ -81,7 +81,7 @@ def clips(corpus: pathlib.Path, name: str, limit: int):
     """(label, path, reference) of one set; the real recordings without a reference are left out."""
     if name == "real":
         return [(s, p, r) for s, p, r in evalsets.real_recordings() if r is not None]
-    items = [json.loads(x) for x in (corpus / name / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    items = evalsets.read_manifest(corpus, name)
     return [(name, corpus / it["path"], it["text"]) for it in items[:limit]]
 
 

@@ -90,6 +90,7 @@ sys.path.insert(0, str(HERE))
 from export import contract_metadata, write_step  # noqa: E402
 from model import BLANK_ID, TOKENS, causal_summaries, count_params  # noqa: E402
 from student import distill_loop, distill_loss  # noqa: E402
+from evalsets import read_manifest  # noqa: E402
 from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
 
 SAMPLE_RATE_HZ = 16000
@@ -684,8 +685,8 @@ def teacher_targets(t_layers, delay_frames: int):
 
 # -------------------------------------------------------------------- data ---
 def load_split(corpus: pathlib.Path, split: str, limit=None):
-    """(wav paths, texts, lengths in samples) of a corpus split (manifest.jsonl as in train.py)."""
-    items = [json.loads(x) for x in (corpus / split / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    """(wav paths, texts, lengths in samples) of a corpus split."""
+    items = read_manifest(corpus, split)
     if limit:
         items = items[:limit]
     paths = [corpus / it["path"] for it in items]

@@ -34,7 +34,6 @@ sees the contract's fbank. Resumable from <run>/last.pt; logs to <run>/log.jsonl
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import random
 import sys
@@ -53,6 +52,7 @@ sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
 from model import BLANK_ID, TOKENS, causal_summaries  # noqa: E402
+from evalsets import manifest_path, read_manifest  # noqa: E402
 from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
 
 
@@ -271,8 +271,8 @@ def _clip_features(path):
 def load_pairs(corpus: pathlib.Path, split: str, log=print, limit=None):
     """(kaldi feats, kaldi offsets, whisper mel, mel offsets, texts) for a split, cached."""
     cache = corpus / "feats" / f"{split}.student.npz"
-    manifest = corpus / split / "manifest.jsonl"
-    items = [json.loads(x) for x in manifest.read_text().splitlines() if x.strip()]
+    manifest = manifest_path(corpus, split)
+    items = read_manifest(corpus, split)
     if limit:
         items = items[:limit]
     if cache.exists() and cache.stat().st_mtime >= manifest.stat().st_mtime:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
+from evalsets import manifest_path, read_manifest  # noqa: E402
 from model import BLANK_ID, HarkModel, ModelConfig, config_dict, count_params  # noqa: E402
 from wer import edit_distance  # noqa: E402
 
@@ -42,8 +43,8 @@ def _features(path):
 def load_split(corpus: pathlib.Path, split: str, log=print):
     """Return (feats float16 [total, 80], offsets, texts) for one split, cached."""
     cache = corpus / "feats" / f"{split}.npz"
-    manifest = corpus / split / "manifest.jsonl"
-    items = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    manifest = manifest_path(corpus, split)
+    items = read_manifest(corpus, split)
     if cache.exists() and cache.stat().st_mtime >= manifest.stat().st_mtime:
         z = np.load(cache, allow_pickle=False)
         if len(z["offsets"]) == len(items) + 1:
@@ -315,8 +316,7 @@ def main():
     # at 2.9 for 1,600 steps). Each curriculum step's batch is drawn from
     # the seed and the step number, so a resumed run continues exactly.
     if step < a.curriculum_steps:
-        manifest = corpus / "train" / "manifest.jsonl"
-        augmented = [bool(json.loads(x).get("aug")) for x in manifest.read_text().splitlines() if x.strip()]
+        augmented = [bool(it.get("aug")) for it in read_manifest(corpus, "train")]
         lens = np.diff(offsets)
         easy = [i for i in range(len(lens)) if not augmented[i] and 8 <= lens[i] <= a.curriculum_max_frames]
         easy_batches = make_batches(offsets, a.curriculum_batch_frames, random.Random(a.seed),
