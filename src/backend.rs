@@ -1,8 +1,9 @@
 //! Which engine runs the model: tract's CPU plan, or tract-cuda on an
 //! NVIDIA GPU (a Jetson's integrated one included) when hark is built with
-//! the `cuda` cargo feature. Resolving `--backend` probes the CUDA driver
-//! once (dlopen of libcuda, cuInit, driver version, the CUDA libraries
-//! tract-cuda loads, its kernel cache folder) without panicking; it
+//! the `cuda` (CUDA 12.6) or `cuda13` cargo feature. Resolving `--backend`
+//! probes the CUDA driver once (dlopen of libcuda, cuInit, driver version,
+//! the CUDA libraries tract-cuda loads and their release, its kernel cache
+//! folder) without panicking; it
 //! allocates and is called on the main thread at start-up, never per chunk.
 
 use crate::error::{HarkError, Result};
