@@ -91,9 +91,10 @@ def causal_summaries(s, s_sum, s_count, s_win, window: int, chunk: int = 0):
 
     chunk > 0 (N a multiple of it): every frame gets the summaries of the
     last frame of its group of `chunk` frames (the masks' rows say which
-    frame each row sums up to), so a frame also sees the rest of its chunk. Streaming in steps of whole groups adds no latency (the
-    runtime waits for the whole chunk anyway) and equals the batch forward;
-    the state is the same."""
+    frame each row sums up to), so a frame also sees the rest of its chunk.
+    Streaming in steps of whole groups adds no latency (the runtime waits
+    for the whole chunk anyway) and equals the batch forward; the state is
+    the same."""
     n, w = s.shape[1], window
     rows = torch.arange(n, device=s.device).view(-1, 1)  # the frame each output row summarizes up to
     if chunk:
