@@ -144,7 +144,7 @@ def main():
     by_set = {}
 
     corpus = pathlib.Path(a.corpus)
-    for split in ("test_clean", "dev"):
+    for split in ("test_clean", "dev", "test_kokoro"):
         if not manifest_path(corpus, split).exists():
             continue
         items = read_manifest(corpus, split)[: a.max_synthetic]

@@ -109,7 +109,8 @@ def export(model, out_path, chunk_frames: int = 32, name: str = "hark-wsm", trai
 def write_step(model, input_name: str, example, metadata: dict, out_path, fp16: bool = False):
     """Export one streaming step of `model` (input `input_name` like
     `example`, then its state; outputs log_probs and each state's `_out`)
-    with the contract `metadata`, check it and save it."""
+    with the contract `metadata`, check it and save it (unless `out_path`
+    is None)."""
     specs = model.state_specs()
     buf = io.BytesIO()
     torch.onnx.export(
@@ -129,9 +130,80 @@ def write_step(model, input_name: str, example, metadata: dict, out_path, fp16: 
     if fp16:
         proto = store_fp16(proto)
     onnx.checker.check_model(proto)
-    pathlib.Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(out_path))
+    if out_path is not None:
+        pathlib.Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(proto, str(out_path))
     return proto
+
+
+def weights_from_onnx(model, onnx_path) -> int:
+    """Load into `model` the weights of an ONNX file exported from the same
+    architecture (as write_step writes it, float16 storage or not), e.g. to
+    fine-tune a shipped model whose checkpoint is gone. The exporter names
+    most initializers after their parameters, but stores each Linear weight
+    transposed under an anonymous name, and folds tensors of equal value into
+    one (reached through an Identity). So each tensor is found through the
+    node that uses it: a copy of
+    `model` whose tensors all differ is exported once, each of its
+    initializers is matched to a tensor by name or value, and the file's
+    node of the same name (the exporter names nodes after modules) gives the
+    file's value. Returns the number of tensors loaded."""
+    import copy
+
+    from onnx import numpy_helper
+
+    theirs = onnx.load(str(onnx_path))
+    meta = {p.key: p.value for p in theirs.metadata_props}
+    chunk = int(meta.get("hark.chunk_frames", 32))
+    probe = copy.deepcopy(model).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for t in probe.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+    own = write_step(probe, "feats", torch.full((1, chunk, model.cfg.num_bins), FB.PAD_FRAME_VALUE), {}, None)
+    params = {("model." + k): v for k, v in probe.state_dict().items()}
+    uses = {}  # initializer name -> (node name, input index) of its first use
+    for node in own.graph.node:
+        for i, x in enumerate(node.input):
+            uses.setdefault(x, (node.name, i))
+    plan = []  # (tensor name, transposed, node name, input index)
+    for init in own.graph.initializer:
+        w = torch.from_numpy(numpy_helper.to_array(init).copy())
+        if init.name in params:
+            plan.append((init.name, False, *uses[init.name]))
+            continue
+        found = [k for k, v in params.items() if v.dim() == 2 and v.t().shape == w.shape and torch.equal(v.t(), w)]
+        if len(found) != 1:
+            raise ValueError(f"cannot tell which parameter the initializer {init.name} {list(w.shape)} is")
+        plan.append((found[0], True, *uses[init.name]))
+    missing = {k for k, v in params.items() if v.is_floating_point()} - {k for k, *_ in plan}
+    if missing:
+        raise ValueError(f"the export of this architecture does not carry {sorted(missing)}")
+
+    inits = {i.name: i for i in theirs.graph.initializer}
+    nodes = {n.name: n for n in theirs.graph.node}
+    made_by = {out: n for n in theirs.graph.node for out in n.output}
+    state, used = model.state_dict(), set()
+    for name, transposed, node_name, index in plan:
+        node = nodes.get(node_name)
+        x = node.input[index] if node is not None and index < len(node.input) else None
+        # float16 storage puts a Cast between a weight and its node; folded duplicates, an Identity
+        while x not in inits and x in made_by and made_by[x].op_type in ("Cast", "Identity"):
+            x = made_by[x].input[0]
+        if x not in inits:
+            raise ValueError(f"{onnx_path}: no weight where this architecture has {name} (node {node_name})")
+        used.add(x)
+        w = torch.from_numpy(numpy_helper.to_array(inits[x]).astype("float32"))
+        w = w.t() if transposed else w
+        key = name[len("model."):]
+        if w.shape != state[key].shape:
+            raise ValueError(f"{onnx_path}: {x} has shape {list(w.shape)}, {key} is {list(state[key].shape)}")
+        state[key] = w.contiguous()
+    if set(inits) - used:
+        raise ValueError(f"{onnx_path}: weights this architecture does not have: {sorted(set(inits) - used)[:5]}")
+    model.load_state_dict(state)
+    return len(plan)
 
 
 def load_checkpoint(path):

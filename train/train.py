@@ -222,6 +222,9 @@ def main():
                     help="first steps on clean clips of at most --curriculum-max-frames, small batches")
     ap.add_argument("--warp", type=float, default=0.0,
                     help="per-utterance mel-axis warp factor drawn from 1 +- this (0: off)")
+    ap.add_argument("--init-onnx", help="start from the weights of this exported model of the same architecture "
+                                        "(fine-tuning a shipped model); a resumed run ignores it")
+    ap.add_argument("--skip-engines", default="", help="comma-separated TTS engines whose training clips to leave out")
     ap.add_argument("--curriculum-max-frames", type=int, default=400)
     ap.add_argument("--curriculum-batch-frames", type=int, default=8000)
     a = ap.parse_args()
@@ -237,10 +240,20 @@ def main():
                       conv_kernel=a.conv_kernel)
     torch.manual_seed(a.seed)
     model = HarkModel(cfg)
-    # global normalization from the training features
-    sample = train[0][:: max(1, len(train[0]) // 200000)].astype(np.float32)
-    model.feat_mean.copy_(torch.from_numpy(sample.mean(0)))
-    model.feat_std.copy_(torch.from_numpy(sample.std(0) + 1e-3))
+    if a.init_onnx:
+        from export import weights_from_onnx
+
+        log(f"initialized from {a.init_onnx}: {weights_from_onnx(model, a.init_onnx)} tensors")
+    else:
+        # global normalization from the training features
+        sample = train[0][:: max(1, len(train[0]) // 200000)].astype(np.float32)
+        model.feat_mean.copy_(torch.from_numpy(sample.mean(0)))
+        model.feat_std.copy_(torch.from_numpy(sample.std(0) + 1e-3))
+    skip = {e for e in a.skip_engines.split(",") if e}
+    allowed = None
+    if skip:
+        allowed = {i for i, it in enumerate(read_manifest(corpus, "train")) if it.get("engine") not in skip}
+        log(f"leaving out the {len(train[2]) - len(allowed)} training clips of {sorted(skip)}")
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
 
     lr_at = lr_schedule(a.lr, a.warmup, a.steps, floor=0.02)
@@ -255,9 +268,10 @@ def main():
         rng.setstate(ck["rng"])
         torch.set_rng_state(ck["torch_rng"])
         log(f"resumed at step {step}")
+    n_used = len(train[2]) if allowed is None else len(allowed)
+    hours = (len(train[0]) if allowed is None else sum(int(train[1][i + 1] - train[1][i]) for i in allowed)) / 360000
     training = (
-        f"synthetic corpus {corpus} ({len(train[2])} utterances, "
-        f"{len(train[0]) / 100 / 3600:.1f} h); command: python train/train.py "
+        f"synthetic corpus {corpus} ({n_used} utterances, {hours:.1f} h); command: python train/train.py "
         + " ".join(sys.argv[1:])
     )
     log("start", params=count_params(model), config=config_dict(cfg), training=training)
@@ -318,7 +332,8 @@ def main():
     if step < a.curriculum_steps:
         augmented = [bool(it.get("aug")) for it in read_manifest(corpus, "train")]
         lens = np.diff(offsets)
-        easy = [i for i in range(len(lens)) if not augmented[i] and 8 <= lens[i] <= a.curriculum_max_frames]
+        easy = [i for i in range(len(lens)) if not augmented[i] and 8 <= lens[i] <= a.curriculum_max_frames
+                and (allowed is None or i in allowed)]
         easy_batches = make_batches(offsets, a.curriculum_batch_frames, random.Random(a.seed),
                                     max_len_frames=a.curriculum_max_frames, allowed=set(easy))
         log("curriculum", clips=len(easy), batches=len(easy_batches), until_step=a.curriculum_steps)
@@ -326,7 +341,7 @@ def main():
             pick = random.Random(a.seed * 100003 + step).randrange(len(easy_batches))
             one_step(easy_batches[pick], "curriculum")
     while step < a.steps:
-        batches = make_batches(offsets, a.batch_frames, random.Random(a.seed + epoch))
+        batches = make_batches(offsets, a.batch_frames, random.Random(a.seed + epoch), allowed=allowed)
         for bi, ids in enumerate(batches):
             if step >= a.steps:
                 break
