@@ -40,9 +40,10 @@ PIECE = 5120  # 320 ms at 16 kHz, hark's chunk
 def items(corpus: pathlib.Path, max_synthetic: int):
     """(set, path, reference) for every scored utterance."""
     out = []
-    if manifest_path(corpus, "test_clean").exists():
-        rows = read_manifest(corpus, "test_clean")[:max_synthetic]
-        out += [("synthetic-test_clean", corpus / r["path"], r["text"]) for r in rows]
+    for split in ("test_clean", "test_kokoro"):
+        if manifest_path(corpus, split).exists():
+            rows = read_manifest(corpus, split)[:max_synthetic]
+            out += [(f"synthetic-{split}", corpus / r["path"], r["text"]) for r in rows]
     out += [(s, p, r) for s, p, r in real_recordings() if r is not None]
     return out
 
