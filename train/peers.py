@@ -61,8 +61,10 @@ def whisper_engine():
 
     def run(wave):
         t = time.perf_counter()
+        # temperature 0 only: faster-whisper's default falls back to sampling at higher
+        # temperatures when a decoding looks poor, which made two runs differ by 4 points
         segments, _ = model.transcribe(wave, language="en", beam_size=1, vad_filter=False,
-                                       condition_on_previous_text=False)
+                                       condition_on_previous_text=False, temperature=0.0)
         text = " ".join(s.text for s in segments)
         el = time.perf_counter() - t
         return text, el, el
