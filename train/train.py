@@ -249,10 +249,11 @@ def main():
         sample = train[0][:: max(1, len(train[0]) // 200000)].astype(np.float32)
         model.feat_mean.copy_(torch.from_numpy(sample.mean(0)))
         model.feat_std.copy_(torch.from_numpy(sample.std(0) + 1e-3))
+    train_items = read_manifest(corpus, "train")  # per clip, in the order of train's features
     skip = {e for e in a.skip_engines.split(",") if e}
     allowed = None
     if skip:
-        allowed = {i for i, it in enumerate(read_manifest(corpus, "train")) if it.get("engine") not in skip}
+        allowed = {i for i, it in enumerate(train_items) if it.get("engine") not in skip}
         log(f"leaving out the {len(train[2]) - len(allowed)} training clips of {sorted(skip)}")
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
 
@@ -330,7 +331,7 @@ def main():
     # at 2.9 for 1,600 steps). Each curriculum step's batch is drawn from
     # the seed and the step number, so a resumed run continues exactly.
     if step < a.curriculum_steps:
-        augmented = [bool(it.get("aug")) for it in read_manifest(corpus, "train")]
+        augmented = [bool(it.get("aug")) for it in train_items]
         lens = np.diff(offsets)
         easy = [i for i in range(len(lens)) if not augmented[i] and 8 <= lens[i] <= a.curriculum_max_frames
                 and (allowed is None or i in allowed)]
