@@ -15,7 +15,9 @@ see itself and the N-1 frames before it; `chunk:C:L` lets it see its whole
 chunk of C frames (bidirectional inside it, as a chunked streaming encoder
 would) and the L frames before the chunk. `--norm utterance` normalizes each
 clip's encoder output to zero mean and unit variance per dimension before the
-head (a check on speaker/channel mismatch).
+head (a check on speaker/channel mismatch). `--layer N` reads an inner block's
+output instead of the last one's (does a lower layer, less shaped by Whisper's
+decoder, generalize better from synthetic to real speech?).
 
     python train/probe.py features --corpus data/corpus --train-clips 12000
     python train/probe.py train --head mlp --minutes 15 --out models/eval-probe-whisper.json
@@ -58,9 +60,28 @@ from wer import char_error_rate, score  # noqa: E402
 SETS = ("train", "dev", "test_clean", "real", "train_kokoro", "test_kokoro")
 
 
-def cache_path(corpus: pathlib.Path, name: str, attention: str = "full") -> pathlib.Path:
+def cache_path(corpus: pathlib.Path, name: str, attention: str = "full", layer: int = 4) -> pathlib.Path:
     tag = "" if attention == "full" else attention.replace(":", "-") + "-"
+    if layer != 4:
+        tag += f"l{layer}-"
     return corpus / "feats" / f"probe-{tag}{name}.npz"
+
+
+def layer_outputs(enc, mel: torch.Tensor, mask, layers) -> dict:
+    """{layer: [frames, width]} for the requested blocks (1-based). The last
+    block's output goes through the encoder's own final norm, as Whisper's
+    decoder reads it; an inner block's residual stream through a layer norm
+    without parameters (its scale varies from block to block)."""
+    x = F.gelu(enc.conv1(mel.unsqueeze(0)))
+    x = F.gelu(enc.conv2(x)).transpose(1, 2)
+    x = x + enc.positions[: x.shape[1]]
+    out = {}
+    for k, block in enumerate(enc.blocks, start=1):
+        x = block(x, mask)
+        if k in layers:
+            h = enc.ln_post(x) if k == len(enc.blocks) else F.layer_norm(x, x.shape[-1:])
+            out[k] = h[0]
+    return out
 
 
 def attention_mask(frames: int, attention: str):
@@ -109,15 +130,18 @@ def cmd_features(a):
     enc = WE.load_bundled_encoder().eval()
     limits = {"train": a.train_clips, "dev": a.dev_clips, "test_clean": 10**9, "real": 0,
               "train_kokoro": a.kokoro_clips, "test_kokoro": 10**9}
+    layers = sorted({int(x) for x in a.layer.split(",")})
+    if not layers or not set(layers) <= set(range(1, len(enc.blocks) + 1)):
+        raise SystemExit(f"--layer {a.layer!r}: expected blocks among 1..{len(enc.blocks)}")
     for name in SETS:
-        out = cache_path(corpus, name, a.attention)
-        if out.exists() and not a.force:
-            print(f"{out} exists", flush=True)
+        outs = {k: cache_path(corpus, name, a.attention, k) for k in layers}
+        if all(o.exists() for o in outs.values()) and not a.force:
+            print(f"{', '.join(map(str, outs.values()))} exist", flush=True)
             continue
         items = clips(corpus, name, limits[name])
         if not items:
             continue
-        t0, seconds, feats, offsets = time.time(), 0.0, [], [0]
+        t0, seconds, feats, offsets = time.time(), 0.0, {k: [] for k in layers}, [0]
         for i, (_, path, _) in enumerate(items):
             w = read_wave(path)
             seconds += len(w) / 16000
@@ -125,16 +149,19 @@ def cmd_features(a):
             if mel.shape[1] > 3000:  # the encoder holds 1500 positions (30 s)
                 raise SystemExit(f"{path}: longer than Whisper's 30 s; the probe scores whole clips only")
             mask = attention_mask((mel.shape[1] + 1) // 2, a.attention)
-            h = enc(mel.unsqueeze(0), mask)[0].numpy().astype(np.float16)
-            feats.append(h)
-            offsets.append(offsets[-1] + len(h))
+            hs = layer_outputs(enc, mel, mask, layers)
+            for k, h in hs.items():
+                feats[k].append(h.numpy().astype(np.float16))
+            offsets.append(offsets[-1] + len(hs[layers[0]]))
             if i % 1000 == 0:
                 print(f"{name}: {i}/{len(items)} clips, {seconds / max(time.time() - t0, 1e-9):.0f}x real time",
                       flush=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(out, feats=np.concatenate(feats), offsets=np.array(offsets, np.int64),
-                 texts=np.array([r for _, _, r in items]), labels=np.array([s for s, _, _ in items]))
-        print(f"{name}: {len(items)} clips, {seconds / 3600:.2f} h in {time.time() - t0:.0f} s -> {out}", flush=True)
+        for k, out in outs.items():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(out, feats=np.concatenate(feats[k]), offsets=np.array(offsets, np.int64),
+                     texts=np.array([r for _, _, r in items]), labels=np.array([s for s, _, _ in items]))
+            print(f"{name}: {len(items)} clips, {seconds / 3600:.2f} h in {time.time() - t0:.0f} s -> {out}",
+                  flush=True)
 
 
 class Head(nn.Module):
@@ -151,8 +178,8 @@ class Head(nn.Module):
         return F.log_softmax(self.net(x), dim=-1)
 
 
-def load_set(corpus, name, attention="full", norm="none"):
-    z = np.load(cache_path(corpus, name, attention), allow_pickle=False)
+def load_set(corpus, name, attention="full", norm="none", layer=4):
+    z = np.load(cache_path(corpus, name, attention, layer), allow_pickle=False)
     feats, offsets = z["feats"], z["offsets"]
     if norm == "utterance":
         feats = feats.astype(np.float32)
@@ -208,12 +235,12 @@ def cmd_train(a):
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
     corpus = pathlib.Path(a.corpus)
-    train = load_set(corpus, "train", a.attention, a.norm)
+    train = load_set(corpus, "train", a.attention, a.norm, a.layer)
     if a.with_kokoro:
-        kk = load_set(corpus, "train_kokoro", a.attention, a.norm)
+        kk = load_set(corpus, "train_kokoro", a.attention, a.norm, a.layer)
         train = (np.concatenate([train[0], kk[0]]), np.concatenate([train[1], kk[1][1:] + train[1][-1]]),
                  train[2] + kk[2], train[3] + kk[3])
-    dev = load_set(corpus, "dev", a.attention, a.norm)
+    dev = load_set(corpus, "dev", a.attention, a.norm, a.layer)
     head = Head(a.head)
     opt = torch.optim.AdamW(head.parameters(), lr=a.lr, weight_decay=1e-2)
     ctc = nn.CTCLoss(blank=BLANK_ID, zero_infinity=True)
@@ -242,16 +269,16 @@ def cmd_train(a):
         print(json.dumps(log[-1]), flush=True)
     lm = charlm.BinLM.load(a.lm)
     results = {}
-    names = ["dev", "test_clean", "real"] + (["test_kokoro"] if cache_path(corpus, "test_kokoro", a.attention).exists()
+    names = ["dev", "test_clean", "real"] + (["test_kokoro"] if cache_path(corpus, "test_kokoro", a.attention, a.layer).exists()
                                               else [])
     for name in names:
-        data = dev if name == "dev" else load_set(corpus, name, a.attention, a.norm)
+        data = dev if name == "dev" else load_set(corpus, name, a.attention, a.norm, a.layer)
         res, rows = decode_set(head, data, lm, max_utts=150 if name == "dev" else 10**9)
         results[name] = {**res, "examples": rows[:3]}
         print(name, json.dumps({k: v["all"] for k, v in res.items()}), flush=True)
     out = {"what": "CTC head on the frozen, unmodified Whisper tiny.en encoder (bidirectional, whole clip); "
                    "trained on synthetic speech only", "command": " ".join(sys.argv),
-           "head": a.head, "attention": a.attention, "norm": a.norm, "with_kokoro": a.with_kokoro,
+           "head": a.head, "attention": a.attention, "layer": a.layer, "norm": a.norm, "with_kokoro": a.with_kokoro,
            "head_parameters": sum(p.numel() for p in head.parameters()),
            "train_clips": len(texts), "train_hours": round(int(offsets[-1]) / 50 / 3600, 2),
            "log": log, "results": results}
@@ -271,6 +298,7 @@ def main():
     f.add_argument("--threads", type=int, default=2)
     f.add_argument("--force", action="store_true")
     f.add_argument("--attention", default="full", help="full (as trained), causal:N or chunk:C:L (20 ms frames)")
+    f.add_argument("--layer", default="4", help="cache these encoder blocks' outputs (comma list of 1-4; 4 = last)")
     t = sub.add_parser("train")
     t.add_argument("--corpus", default="data/corpus")
     t.add_argument("--head", choices=("linear", "mlp"), default="mlp")
@@ -283,6 +311,7 @@ def main():
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--attention", default="full", help="use the features made with this --attention")
+    t.add_argument("--layer", type=int, default=4, help="use the features of this encoder block (1-4)")
     t.add_argument("--norm", choices=("none", "utterance"), default="none")
     t.add_argument("--with-kokoro", action="store_true", help="train on the cached Kokoro clips too")
     t.add_argument("--out")

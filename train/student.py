@@ -65,6 +65,7 @@ class StudentConfig:
     window: int = 25  # WSM window in context frames (25 x 40 ms = 1 s at ds=2)
     chunk: int = 0  # 0: causal summaries; N: a frame sees the summaries at the end of its group of N context frames
     downsample: int = 2  # 1: context layers at 20 ms; 2: at 40 ms
+    conv_kernel: int = 0  # causal depthwise conv before each WSM local branch (0: none), as hark's own model
     mel_floor: float = -1.0  # Whisper's normalised log-mel never goes far below its clip max - 2
     vocab: list = field(default_factory=lambda: list(TOKENS))
 
@@ -81,13 +82,23 @@ class WSMLayer(nn.Module):
     """Causal Windowed SummaryMixing in place of one self-attention layer:
     h_t = c([f(y_t), mean_{u<=t} s(y_u), mean_{t-W<u<=t} s(y_u)]), y = LN(x).
     The running sum and count and the last W-1 values of s are the state.
-    With chunk > 0, t in both means is the last frame of t's chunk."""
+    With chunk > 0, t in both means is the last frame of t's chunk. With
+    kernel K > 0 the local branch reads a causal depthwise convolution of y
+    over the last K frames (f(y_t) becomes f(sum_k w_k * y_{t-k})), which
+    starts as the identity; its state is the last K-1 values of y."""
 
-    def __init__(self, width: int, window: int, chunk: int = 0):
+    def __init__(self, width: int, window: int, chunk: int = 0, kernel: int = 0):
         super().__init__()
         self.window = window
         self.chunk = chunk
+        self.kernel = kernel
         self.norm = nn.LayerNorm(width, eps=WE.LAYER_NORM_EPS)
+        if kernel:
+            self.dwconv = nn.Conv1d(width, width, kernel, groups=width)
+            with torch.no_grad():
+                self.dwconv.weight.zero_()
+                self.dwconv.weight[:, 0, -1] = 1.0
+                self.dwconv.bias.zero_()
         self.local = nn.Linear(width, width)
         self.summary = nn.Linear(width, width)
         self.combine = nn.Linear(3 * width, width)
@@ -103,11 +114,16 @@ class WSMLayer(nn.Module):
         self.combine.weight.copy_(torch.cat([blk.out.weight * m for m in mix], dim=1))
         self.combine.bias.copy_(blk.out.bias)
 
-    def forward(self, x, s_sum, s_count, s_win):
+    def forward(self, x, s_sum, s_count, s_win, s_conv=None):
         y = self.norm(x)
-        f = self.local(y)
+        if self.kernel:
+            yc = torch.cat([s_conv, y], dim=1)  # [B, K-1+N, D]
+            f = self.local(self.dwconv(yc.transpose(1, 2)).transpose(1, 2))
+            conv_state = [yc[:, -(self.kernel - 1) :, :]]
+        else:
+            f, conv_state = self.local(y), []
         g, wmean, *state = causal_summaries(self.summary(y), s_sum, s_count, s_win, self.window, self.chunk)
-        return (self.combine(torch.cat([f, g, wmean], dim=2)), *state)
+        return (self.combine(torch.cat([f, g, wmean], dim=2)), *state, *conv_state)
 
 
 class FeedForward(nn.Module):
@@ -131,7 +147,7 @@ class WhisperStudent(nn.Module):
         self.conv2 = nn.Conv1d(d, d, 3, stride=2)
         self.position = nn.Parameter(torch.zeros(d))
         self.down = nn.Conv1d(d, d, cfg.downsample, stride=cfg.downsample) if cfg.downsample > 1 else None
-        self.mixers = nn.ModuleList(WSMLayer(d, cfg.window, cfg.chunk) for _ in range(cfg.layers))
+        self.mixers = nn.ModuleList(WSMLayer(d, cfg.window, cfg.chunk, cfg.conv_kernel) for _ in range(cfg.layers))
         self.ffns = nn.ModuleList(FeedForward(d) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(d, eps=WE.LAYER_NORM_EPS)
         self.head = nn.Linear(d, len(cfg.vocab))
@@ -175,6 +191,8 @@ class WhisperStudent(nn.Module):
                 (f"state_l{i}_count", (1, 1), 0.0),
                 (f"state_l{i}_win", (cfg.window - 1, cfg.width), 0.0),
             ]
+            if cfg.conv_kernel:
+                specs.append((f"state_l{i}_conv", (cfg.conv_kernel - 1, cfg.width), 0.0))
         return specs
 
     def initial_state(self, batch: int = 1):
@@ -204,11 +222,12 @@ class WhisperStudent(nn.Module):
             x = self.down(x)
         x = x.transpose(1, 2) + self.position
         layers = []
+        k = 4 if cfg.conv_kernel else 3  # state tensors per layer
         for i, (mix, ffn) in enumerate(zip(self.mixers, self.ffns)):
-            h, s_sum, s_count, s_win = mix(x, *state[2 + 3 * i : 5 + 3 * i])
+            h, *layer_state = mix(x, *state[2 + k * i : 2 + k * (i + 1)])
             x = x + h
             x = x + ffn(x)
-            new_state += [s_sum, s_count, s_win]
+            new_state += layer_state
             layers.append(x)
         lp = F.log_softmax(self.head(self.norm(x)), dim=-1)
         if hidden:
@@ -222,6 +241,7 @@ class WhisperStudent(nn.Module):
         fps = 50 / cfg.downsample
         macs += d * d * cfg.downsample * fps if cfg.downsample > 1 else 0
         per_frame = 5 * d * d + 8 * d * d + 2 * cfg.window * d  # WSM + feed-forward (+ window sums)
+        per_frame += cfg.conv_kernel * d
         macs += per_frame * cfg.layers * fps + d * len(cfg.vocab) * fps
         return int(macs)
 
@@ -434,9 +454,15 @@ def main():
     ap.add_argument("--distill-weight", type=float, default=1.0)
     ap.add_argument("--downsample", type=int, default=2)
     ap.add_argument("--window", type=int, default=25)
+    ap.add_argument("--conv-kernel", type=int, default=0,
+                    help="causal depthwise conv of this many context frames before each WSM local branch (0: none)")
+    ap.add_argument("--delay", type=int, default=1,
+                    help="distill student frame j against teacher frame j - delay (lookahead, in context frames)")
     ap.add_argument("--chunk", type=int, default=0,
                     help="context frames per chunk whose summaries all its frames share (0: causal; "
                          "8 at --downsample 2 = the runtime's 320 ms)")
+    ap.add_argument("--train-clips", type=int, default=0,
+                    help="train on the first N clips of the training manifest only (0: all)")
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
@@ -446,9 +472,9 @@ def main():
     run, log = open_run(a.run)
 
     corpus = pathlib.Path(a.corpus)
-    train = load_pairs(corpus, "train", log)
+    train = load_pairs(corpus, "train", log, limit=a.train_clips or None)
     dev = load_pairs(corpus, "dev", log)
-    cfg = StudentConfig(downsample=a.downsample, window=a.window, chunk=a.chunk)
+    cfg = StudentConfig(downsample=a.downsample, window=a.window, chunk=a.chunk, conv_kernel=a.conv_kernel)
     torch.manual_seed(a.seed)
     teacher = Teacher()
     model = WhisperStudent(cfg)
@@ -495,7 +521,7 @@ def main():
         ctc = F.ctc_loss(lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
                          torch.tensor([len(s) for s in tg]), blank=BLANK_ID, zero_infinity=True)
         seconds = sum(int(train[1][i + 1] - train[1][i]) for i in ids) / 100
-        return ctc, distill_loss(s_layers, t_layers, out_lens, cfg.downsample), seconds
+        return ctc, distill_loss(s_layers, t_layers, out_lens, cfg.downsample, a.delay), seconds
 
     model.train()
     distill_loop(

@@ -35,3 +35,19 @@ def test_chunk_sees_its_whole_chunk_and_left_context():
 def test_bad_specs_are_refused(spec):
     with pytest.raises(SystemExit):
         probe.attention_mask(4, spec)
+
+
+def test_last_layer_output_is_the_encoders_output():
+    import whisper_encoder as WE
+
+    torch.manual_seed(0)
+    enc = WE.WhisperEncoder(n_mels=8, width=16, heads=2, layers=3, max_positions=50).eval()
+    torch.nn.init.normal_(enc.positions)
+    mel = torch.randn(8, 40)
+    with torch.no_grad():
+        outs = probe.layer_outputs(enc, mel, None, {1, 3})
+        assert sorted(outs) == [1, 3]
+        torch.testing.assert_close(outs[3], enc(mel.unsqueeze(0))[0])
+        # an inner block is normalized per frame without parameters
+        assert outs[1].shape == (20, 16)
+        torch.testing.assert_close(outs[1].mean(-1), torch.zeros(20), atol=1e-5, rtol=0)

@@ -53,9 +53,12 @@ def test_causal_front_end_reproduces_whisper_convolutions():
 
 # (feature frames per step, downsample, WSM summary chunk in context frames):
 # with chunk 4 at ds=2 a chunk is 16 feature frames, and a step of 32 holds two
-@pytest.mark.parametrize("chunk,ds,wsm_chunk", [(8, 2, 0), (32, 2, 0), (16, 1, 0), (16, 2, 4), (32, 2, 4)])
-def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk, ds, wsm_chunk):
-    model = small_student(downsample=ds, chunk=wsm_chunk)
+# and kernel: the depthwise conv before the local branch (0: none)
+@pytest.mark.parametrize("chunk,ds,wsm_chunk,kernel",
+                         [(8, 2, 0, 0), (32, 2, 0, 0), (16, 1, 0, 0), (16, 2, 4, 0), (32, 2, 4, 0),
+                          (8, 2, 0, 5), (16, 1, 0, 3), (32, 2, 4, 5)])
+def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk, ds, wsm_chunk, kernel):
+    model = small_student(downsample=ds, chunk=wsm_chunk, conv_kernel=kernel)
     path = tmp_path / "s.onnx"
     export(model, path, chunk_frames=chunk, name="test-student")
     feats = speechlike_feats(203)
@@ -98,8 +101,9 @@ def test_fp16_storage_halves_the_file_and_keeps_the_output(tmp_path):
     assert (a.argmax(1) == b.argmax(1)).mean() > 0.95
 
 
-def test_state_keeps_its_size_over_ten_minutes():
-    model = small_student()
+@pytest.mark.parametrize("kernel", [0, 5])
+def test_state_keeps_its_size_over_ten_minutes(kernel):
+    model = small_student(conv_kernel=kernel)
     chunk = 32
     state = model.initial_state(1)
     shapes = [tuple(s.shape) for s in state]
@@ -120,3 +124,16 @@ def test_distillation_loss_is_zero_for_the_teacher_itself():
     lens = torch.tensor([10, 7])
     assert float(distill_loss(shifted, t, lens, ds=2)) < 1e-10
     assert float(distill_loss([torch.zeros_like(s) for s in shifted], t, lens, ds=2)) > 0.5
+
+
+def test_conv_branch_starts_as_the_identity():
+    """A converted layer with the depthwise conv computes what it computed without it."""
+    teacher = WE.load_bundled_encoder()
+    plain, conv = WhisperStudent(StudentConfig()), WhisperStudent(StudentConfig(conv_kernel=5))
+    plain.init_from_teacher(teacher)
+    missing, unexpected = conv.load_state_dict(plain.state_dict(), strict=False)  # the adapter and head too
+    assert not unexpected and missing and all(".dwconv." in k for k in missing)
+    feats = torch.from_numpy(speechlike_feats(96))[None]
+    with torch.no_grad():
+        a, b = plain(feats)[0], conv(feats)[0]
+    assert torch.max(torch.abs(a - b)) < 1e-5
