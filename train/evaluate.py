@@ -151,6 +151,9 @@ def main():
         for it in items:
             hyp = rec.transcribe(load_audio(corpus / it["path"]))
             by_set.setdefault(f"synthetic-{split}", []).append((it["text"], hyp))
+            if split == "test_clean":  # and per held-out voice (variants of one espeak voice together)
+                voice = f"{it['engine']}-{it['voice'].split('+')[0]}"
+                by_set.setdefault(f"synthetic-{split}/{voice}", []).append((it["text"], hyp))
     if a.generalization:
         by_set.update(generalization_sets(rec, corpus, a.generalization))
     for name, path, ref in real_recordings():
@@ -164,9 +167,9 @@ def main():
         w, words = score(rows)
         results["sets"][name] = {"wer": round(w, 4), "cer": round(char_error_rate(rows), 4), "words": words,
                                  "utterances": len(rows)}
-    print(f"{'set':28s} {'utts':>5s} {'words':>6s} {'WER':>7s} {'CER':>7s}")
+    print(f"{'set':44s} {'utts':>5s} {'words':>6s} {'WER':>7s} {'CER':>7s}")
     for name, r in results["sets"].items():
-        print(f"{name:28s} {r['utterances']:5d} {r['words']:6d} {100 * r['wer']:6.1f}% {100 * r['cer']:6.1f}%")
+        print(f"{name:44s} {r['utterances']:5d} {r['words']:6d} {100 * r['wer']:6.1f}% {100 * r['cer']:6.1f}%")
     if a.out:
         pathlib.Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
 

@@ -116,10 +116,23 @@ def run_engine(name: str, corpus: pathlib.Path, max_synthetic: int) -> dict:
     return {"engine": name, "load_s": load_s, "vmhwm_mb": vmhwm_mb(), "utterances": rows}
 
 
-def summarize(result: dict) -> dict:
+def held_out_voices(corpus: pathlib.Path) -> dict:
+    """test_clean clip path -> its set name per held-out voice (as train/evaluate.py names them)."""
+    if not manifest_path(corpus, "test_clean").exists():
+        return {}
+    return {str(corpus / r["path"]): f"synthetic-test_clean/{r['engine']}-{r['voice'].split('+')[0]}"
+            for r in read_manifest(corpus, "test_clean")}
+
+
+def summarize(result: dict, voices: dict | None = None) -> dict:
+    """WER, RTF and latency per set (real recordings also all together; test_clean
+    also per held-out voice when `voices` maps its clips to one)."""
     sets = {}
     for r in result["utterances"]:
-        for s in (r["set"], "real-all") if not r["set"].startswith("synthetic") else (r["set"],):
+        names = [r["set"]] if r["set"].startswith("synthetic") else [r["set"], "real-all"]
+        if (voices or {}).get(r["file"]):
+            names.append(voices[r["file"]])
+        for s in names:
             sets.setdefault(s, []).append(r)
     out = {}
     for s, rows in sets.items():
@@ -137,10 +150,19 @@ def main():
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--max-synthetic", type=int, default=100)
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument("--resummarize", metavar="FILE",
+                    help="recompute the per-set figures of an earlier --out file from its hypotheses (no engine runs)")
     ap.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)  # one engine, in this process
     a = ap.parse_args()
     if a.engine:
         print(json.dumps(run_engine(a.engine, pathlib.Path(a.corpus), a.max_synthetic)))
+        return
+    voices = held_out_voices(pathlib.Path(a.corpus))
+    if a.resummarize:
+        results = json.loads(pathlib.Path(a.resummarize).read_text())
+        for res in results["engines"].values():
+            res["sets"] = summarize(res, voices)
+        report(results, a.out)
         return
     results = {"machine": pathlib.Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": "),
                "date": time.strftime("%Y-%m-%d"), "engines": {}}
@@ -149,16 +171,20 @@ def main():
                                "--max-synthetic", str(a.max_synthetic)], check=True, capture_output=True, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": "1"})
         res = json.loads(proc.stdout.strip().splitlines()[-1])
-        res["sets"] = summarize(res)
+        res["sets"] = summarize(res, voices)
         results["engines"][name] = res
-    print(f"{'engine':18s} {'set':24s} {'utts':>5s} {'words':>6s} {'WER':>7s} {'RTF':>7s} {'final ms':>9s}")
+    report(results, a.out)
+
+
+def report(results: dict, out: str | None):
+    print(f"{'engine':18s} {'set':44s} {'utts':>5s} {'words':>6s} {'WER':>7s} {'RTF':>7s} {'final ms':>9s}")
     for name, res in results["engines"].items():
         for s, r in res["sets"].items():
-            print(f"{name:18s} {s:24s} {r['utterances']:5d} {r['words']:6d} {100 * r['wer']:6.1f}% "
+            print(f"{name:18s} {s:44s} {r['utterances']:5d} {r['words']:6d} {100 * r['wer']:6.1f}% "
                   f"{r['rtf']:7.3f} {r['mean_final_latency_ms']:9.1f}")
         print(f"{name:18s} load {res['load_s']:.2f} s, peak memory {res['vmhwm_mb']:.0f} MB")
-    if a.out:
-        pathlib.Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
+    if out:
+        pathlib.Path(out).write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
