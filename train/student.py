@@ -89,6 +89,8 @@ class WSMLayer(nn.Module):
 
     def __init__(self, width: int, window: int, chunk: int = 0, kernel: int = 0):
         super().__init__()
+        if kernel == 1 or kernel < 0:
+            raise ValueError(f"conv kernel {kernel}: 0 (none) or at least 2 frames")
         self.window = window
         self.chunk = chunk
         self.kernel = kernel

@@ -137,3 +137,9 @@ def test_conv_branch_starts_as_the_identity():
     with torch.no_grad():
         a, b = plain(feats)[0], conv(feats)[0]
     assert torch.max(torch.abs(a - b)) < 1e-5
+
+
+@pytest.mark.parametrize("kernel", [1, -2])
+def test_a_one_frame_conv_is_refused(kernel):
+    with pytest.raises(ValueError):
+        WhisperStudent(StudentConfig(width=64, layers=1, conv_kernel=kernel))
