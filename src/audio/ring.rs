@@ -102,7 +102,10 @@ impl RingWriter<'_> {
     /// was pushed.
     pub fn push(&mut self, period: &[i16]) -> bool {
         let room = self.samples.capacity() - self.samples.len();
-        if period.len() > room || (self.pending_gap > 0 && !self.gaps.ready()) {
+        // a gap record is written here only while another one stays free,
+        // so that `close` always has room for the trailing gap
+        let gap_room = self.gaps.len() + 1 < self.gaps.capacity();
+        if period.len() > room || (self.pending_gap > 0 && !gap_room) {
             self.pending_gap += period.len() as u64;
             self.stats
                 .dropped_samples
@@ -110,8 +113,8 @@ impl RingWriter<'_> {
             return false;
         }
         if self.pending_gap > 0 {
-            // room was checked by `ready` above; the record goes first so the
-            // reader sees it before any sample that follows the gap
+            // room was checked above; the record goes first so the reader
+            // sees it before any sample that follows the gap
             let _ = self.gaps.enqueue(Gap {
                 at_sample: self.written,
                 samples: self.pending_gap,
@@ -129,7 +132,8 @@ impl RingWriter<'_> {
         true
     }
 
-    /// End of capture: publish a trailing gap, if any (and if there is room).
+    /// End of capture: publish a trailing gap, if any. `push` keeps a
+    /// record free for it, so it is never lost.
     pub fn close(&mut self) {
         if self.pending_gap > 0 && self.gaps.ready() {
             let _ = self.gaps.enqueue(Gap {

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hark::audio::ring::{Ring, RingItem, RingStats};
+use hark::audio::ring::{Ring, RingItem, RingStats, GAP_RECORDS};
 
 /// What a reader saw: samples and gaps, in order.
 #[derive(Debug, PartialEq)]
@@ -200,4 +200,62 @@ fn across_threads_every_sample_arrives_once_in_order_or_is_counted_as_a_gap() {
     assert_eq!(received + gap_total, total);
     assert_eq!(received, stats.pushed_samples.load(Ordering::Relaxed));
     assert_eq!(gap_total, stats.dropped_samples.load(Ordering::Relaxed));
+}
+
+#[test]
+fn the_trailing_gap_is_delivered_even_when_gap_records_ran_short() {
+    // A reader far behind a full ring, freeing one period at a time: every
+    // refill after a drop writes a gap record, until the record queue is
+    // (nearly) full. Then capture ends inside a drop: the trailing gap must
+    // still reach the reader, or those samples would vanish unaccounted.
+    let stats = RingStats::default();
+    let mut ring = Ring::new();
+    let (mut w, mut r) = ring.split(&stats);
+    let period = 320;
+    let buf = vec![7i16; period];
+    let mut attempts = 0u64;
+    while w.push(&buf) {
+        attempts += 1;
+    }
+    attempts += 1; // the refused one: a pending gap
+    let mut seen = Vec::new();
+    let mut one = vec![0i16; period];
+    for _ in 0..2 * GAP_RECORDS {
+        let n = r
+            .read(&mut one, 1, |item| {
+                seen.push(match item {
+                    RingItem::Samples(s) => Seen::Samples(s.to_vec()),
+                    RingItem::Gap(n) => Seen::Gap(n),
+                });
+                Ok(())
+            })
+            .expect("read");
+        assert_eq!(n, period);
+        w.push(&buf); // fits, unless no gap record can be written
+        assert!(!w.push(&buf)); // the ring is full again
+        attempts += 2;
+    }
+    w.close();
+    seen.extend(drain(&mut r, 1));
+    let received: u64 = seen
+        .iter()
+        .map(|s| match s {
+            Seen::Samples(v) => v.len() as u64,
+            Seen::Gap(_) => 0,
+        })
+        .sum();
+    let gaps: u64 = seen
+        .iter()
+        .map(|s| match s {
+            Seen::Gap(n) => *n,
+            Seen::Samples(_) => 0,
+        })
+        .sum();
+    assert!(
+        matches!(seen.last(), Some(Seen::Gap(_))),
+        "ends with the trailing gap"
+    );
+    assert_eq!(received + gaps, attempts * period as u64);
+    assert_eq!(gaps, stats.dropped_samples.load(Ordering::Relaxed));
+    assert_eq!(received, stats.pushed_samples.load(Ordering::Relaxed));
 }
