@@ -32,6 +32,12 @@ def read_manifest(corpus, split: str) -> list:
     return [json.loads(x) for x in manifest_path(corpus, split).read_text().splitlines() if x.strip()]
 
 
+def voice_set(split: str, item: dict) -> str:
+    """The per-voice set name of a synthetic clip, e.g. "synthetic-test_clean/espeak-en-029"
+    (an espeak voice's variants, "en-029+klatt3", count as one voice)."""
+    return f"synthetic-{split}/{item['engine']}-{item['voice'].split('+')[0]}"
+
+
 def real_recordings():
     """(set, path, reference or None) for the Debian-packaged recordings."""
     out = []

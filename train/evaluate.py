@@ -28,7 +28,7 @@ import onnxruntime as ort
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
-from evalsets import load_audio, manifest_path, read_manifest, real_recordings  # noqa: E402
+from evalsets import load_audio, manifest_path, read_manifest, real_recordings, voice_set  # noqa: E402
 from train import greedy  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
@@ -151,9 +151,8 @@ def main():
         for it in items:
             hyp = rec.transcribe(load_audio(corpus / it["path"]))
             by_set.setdefault(f"synthetic-{split}", []).append((it["text"], hyp))
-            if split == "test_clean":  # and per held-out voice (variants of one espeak voice together)
-                voice = f"{it['engine']}-{it['voice'].split('+')[0]}"
-                by_set.setdefault(f"synthetic-{split}/{voice}", []).append((it["text"], hyp))
+            if split == "test_clean":  # and per held-out voice
+                by_set.setdefault(voice_set(split, it), []).append((it["text"], hyp))
     if a.generalization:
         by_set.update(generalization_sets(rec, corpus, a.generalization))
     for name, path, ref in real_recordings():

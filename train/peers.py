@@ -27,7 +27,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import load_audio, manifest_path, read_manifest, real_recordings  # noqa: E402
+from evalsets import load_audio, manifest_path, read_manifest, real_recordings, voice_set  # noqa: E402
 from textnorm import normalize  # noqa: E402
 from wer import score  # noqa: E402
 
@@ -117,11 +117,10 @@ def run_engine(name: str, corpus: pathlib.Path, max_synthetic: int) -> dict:
 
 
 def held_out_voices(corpus: pathlib.Path) -> dict:
-    """test_clean clip path -> its set name per held-out voice (as train/evaluate.py names them)."""
+    """test_clean clip path -> its set name per held-out voice (evalsets.voice_set, as evaluate.py)."""
     if not manifest_path(corpus, "test_clean").exists():
         return {}
-    return {str(corpus / r["path"]): f"synthetic-test_clean/{r['engine']}-{r['voice'].split('+')[0]}"
-            for r in read_manifest(corpus, "test_clean")}
+    return {str(corpus / r["path"]): voice_set("test_clean", r) for r in read_manifest(corpus, "test_clean")}
 
 
 def summarize(result: dict, voices: dict | None = None) -> dict:
