@@ -72,16 +72,9 @@ def layer_outputs(enc, mel: torch.Tensor, mask, layers) -> dict:
     block's output goes through the encoder's own final norm, as Whisper's
     decoder reads it; an inner block's residual stream through a layer norm
     without parameters (its scale varies from block to block)."""
-    x = F.gelu(enc.conv1(mel.unsqueeze(0)))
-    x = F.gelu(enc.conv2(x)).transpose(1, 2)
-    x = x + enc.positions[: x.shape[1]]
-    out = {}
-    for k, block in enumerate(enc.blocks, start=1):
-        x = block(x, mask)
-        if k in layers:
-            h = enc.ln_post(x) if k == len(enc.blocks) else F.layer_norm(x, x.shape[-1:])
-            out[k] = h[0]
-    return out
+    blocks = enc.block_outputs(mel.unsqueeze(0), mask)
+    return {k: (enc.ln_post(x) if k == len(blocks) else F.layer_norm(x, x.shape[-1:]))[0]
+            for k, x in enumerate(blocks, start=1) if k in layers}
 
 
 def attention_mask(frames: int, attention: str):

@@ -264,18 +264,10 @@ class Teacher:
     @torch.no_grad()
     def layers(self, mel, lens):
         """mel [B, 80, Tm]; lens: valid mel frames per item -> list of [B, ceil(Tm/2), width]."""
-        e = self.enc
-        x = F.gelu(e.conv1(mel))
-        x = F.gelu(e.conv2(x)).transpose(1, 2)
-        x = x + e.positions[: x.shape[1]]
-        n = x.shape[1]
+        n = (mel.shape[2] + 1) // 2  # frames after the stride-2 convolution
         valid = torch.arange(n).view(1, -1) < ((torch.as_tensor(lens) + 1) // 2).view(-1, 1)
         mask = valid[:, None, None, :]  # keys that are real frames
-        out = []
-        for blk in e.blocks:
-            x = blk(x, mask)
-            out.append(x)
-        return out
+        return self.enc.block_outputs(mel, mask)
 
 
 # ------------------------------------------------------------------ data ---

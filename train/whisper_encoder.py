@@ -116,16 +116,23 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(EncoderBlock(width, heads) for _ in range(layers))
         self.ln_post = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
 
-    def forward(self, mel: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """mel [batch, n_mels, frames] -> [batch, ceil(frames / 2), width]."""
+    def block_outputs(self, mel: torch.Tensor, attn_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """mel [batch, n_mels, frames] -> each block's output (the residual
+        stream, before the final norm), [batch, ceil(frames / 2), width]."""
         x = F.gelu(self.conv1(mel))
         x = F.gelu(self.conv2(x)).transpose(1, 2)
         if x.shape[1] > self.positions.shape[0]:
             raise ValueError(f"{x.shape[1]} positions > {self.positions.shape[0]} stored")
         x = x + self.positions[: x.shape[1]]
+        out = []
         for block in self.blocks:
             x = block(x, attn_mask)
-        return self.ln_post(x)
+            out.append(x)
+        return out
+
+    def forward(self, mel: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mel [batch, n_mels, frames] -> [batch, ceil(frames / 2), width]."""
+        return self.ln_post(self.block_outputs(mel, attn_mask)[-1])
 
     # -------------------------------------------------------- loading
 
