@@ -79,6 +79,15 @@ class CausalConvSubsampling(nn.Module):
         return y2, x[:, :, -1:], y1[:, :, -1:]
 
 
+def causal_depthwise(conv: nn.Conv1d, s_conv, y):
+    """A causal depthwise convolution over time with explicit state: y [B, N, D]
+    and s_conv [B, K-1, D] (the K-1 inputs before y) -> (out [B, N, D], new
+    s_conv)."""
+    yc = torch.cat([s_conv, y], dim=1)  # [B, K-1+N, D]
+    k = conv.kernel_size[0]
+    return conv(yc.transpose(1, 2)).transpose(1, 2), yc[:, -(k - 1) :, :]
+
+
 def causal_summaries(s, s_sum, s_count, s_win, window: int, chunk: int = 0):
     """SummaryMixing's two summaries of a chunk of summary vectors s [B, N, D]
     given the state before it (s_sum [B, 1, D] and s_count [B, 1, 1]: sum
@@ -131,9 +140,8 @@ class WSMBlock(nn.Module):
         # s_conv [B, K-1, D] (the last K-1 normalized inputs) when K > 0
         y = self.norm1(x)
         if self.kernel:
-            yc = torch.cat([s_conv, y], dim=1)  # [B, K-1+N, D]
-            new_conv = yc[:, -(self.kernel - 1) :, :]
-            f = gelu(self.local(self.dwconv(yc.transpose(1, 2)).transpose(1, 2)))
+            yconv, new_conv = causal_depthwise(self.dwconv, s_conv, y)
+            f = gelu(self.local(yconv))
         else:
             f = gelu(self.local(y))
         s = gelu(self.summary(y))

@@ -51,7 +51,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
-from model import BLANK_ID, TOKENS, causal_summaries  # noqa: E402
+from model import BLANK_ID, TOKENS, causal_depthwise, causal_summaries  # noqa: E402
 from evalsets import manifest_path, read_manifest  # noqa: E402
 from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
 
@@ -119,9 +119,8 @@ class WSMLayer(nn.Module):
     def forward(self, x, s_sum, s_count, s_win, s_conv=None):
         y = self.norm(x)
         if self.kernel:
-            yc = torch.cat([s_conv, y], dim=1)  # [B, K-1+N, D]
-            f = self.local(self.dwconv(yc.transpose(1, 2)).transpose(1, 2))
-            conv_state = [yc[:, -(self.kernel - 1) :, :]]
+            yconv, new_conv = causal_depthwise(self.dwconv, s_conv, y)
+            f, conv_state = self.local(yconv), [new_conv]
         else:
             f, conv_state = self.local(y), []
         g, wmean, *state = causal_summaries(self.summary(y), s_sum, s_count, s_win, self.window, self.chunk)
