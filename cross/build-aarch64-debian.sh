@@ -58,7 +58,9 @@ if [ "$install" -eq 1 ]; then
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
         $sudo dpkg --add-architecture arm64
     fi
-    $sudo apt-get update -qq
+    # An index that fails to sync (a mirror mid-update, armhf here once) must
+    # not stop the build: what it needs comes from the indexes that did.
+    $sudo apt-get update -qq || echo "$NAME: apt-get update reported errors; installing anyway" >&2
     $sudo env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 fi
