@@ -67,6 +67,7 @@ class StudentConfig:
     downsample: int = 2  # 1: context layers at 20 ms; 2: at 40 ms
     conv_kernel: int = 0  # causal depthwise conv before each WSM local branch (0: none), as hark's own model
     mel_floor: float = -1.0  # Whisper's normalised log-mel never goes far below its clip max - 2
+    head_hidden: int = 0  # 0: a linear CTC head; N: an MLP with N hidden units, as probe.py's
     vocab: list = field(default_factory=lambda: list(TOKENS))
 
     @property
@@ -151,7 +152,10 @@ class WhisperStudent(nn.Module):
         self.mixers = nn.ModuleList(WSMLayer(d, cfg.window, cfg.chunk, cfg.conv_kernel) for _ in range(cfg.layers))
         self.ffns = nn.ModuleList(FeedForward(d) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(d, eps=WE.LAYER_NORM_EPS)
-        self.head = nn.Linear(d, len(cfg.vocab))
+        v = len(cfg.vocab)
+        self.head = (nn.Linear(d, v) if not cfg.head_hidden else
+                     nn.Sequential(nn.Linear(d, cfg.head_hidden), nn.GELU(), nn.Dropout(0.1),
+                                   nn.Linear(cfg.head_hidden, v)))
 
     # ---- conversion ----------------------------------------------------------
     @torch.no_grad()
@@ -243,8 +247,18 @@ class WhisperStudent(nn.Module):
         macs += d * d * cfg.downsample * fps if cfg.downsample > 1 else 0
         per_frame = 5 * d * d + 8 * d * d + 2 * cfg.window * d  # WSM + feed-forward (+ window sums)
         per_frame += cfg.conv_kernel * d
-        macs += per_frame * cfg.layers * fps + d * len(cfg.vocab) * fps
+        head = d * len(cfg.vocab) if not cfg.head_hidden else cfg.head_hidden * (d + len(cfg.vocab))
+        macs += per_frame * cfg.layers * fps + head * fps
         return int(macs)
+
+
+def ctc_log_probs(model: WhisperStudent, log_probs, layers, head_only: bool):
+    """What CTC trains on: the model's own log-probs, or (head_only) the
+    same computed from the last layer cut off from the graph, so that CTC
+    reaches only the head and the final norm."""
+    if not head_only:
+        return log_probs
+    return F.log_softmax(model.head(model.norm(layers[-1].detach())), dim=-1)
 
 
 def count_params(model: nn.Module) -> int:
@@ -456,6 +470,11 @@ def main():
                          "8 at --downsample 2 = the runtime's 320 ms)")
     ap.add_argument("--train-clips", type=int, default=0,
                     help="train on the first N clips of the training manifest only (0: all)")
+    ap.add_argument("--head-hidden", type=int, default=0,
+                    help="CTC head: 0 linear, N an MLP with N hidden units")
+    ap.add_argument("--ctc-head-only", action="store_true",
+                    help="CTC trains only the head and final norm; the rest learns from distillation alone "
+                         "(the issue's recipe: the converted layers reproduce the teacher, a head reads them)")
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
@@ -467,7 +486,8 @@ def main():
     corpus = pathlib.Path(a.corpus)
     train = load_pairs(corpus, "train", log, limit=a.train_clips or None)
     dev = load_pairs(corpus, "dev", log)
-    cfg = StudentConfig(downsample=a.downsample, window=a.window, chunk=a.chunk, conv_kernel=a.conv_kernel)
+    cfg = StudentConfig(downsample=a.downsample, window=a.window, chunk=a.chunk, conv_kernel=a.conv_kernel,
+                        head_hidden=a.head_hidden)
     torch.manual_seed(a.seed)
     teacher = Teacher()
     model = WhisperStudent(cfg)
@@ -510,6 +530,7 @@ def main():
         x, out_lens, mel, mlens = make_batch(train, ids, cfg)
         t_layers = teacher.layers(mel, mlens)
         (lp, *_), s_layers = model(x, hidden=True)
+        lp = ctc_log_probs(model, lp, s_layers, a.ctc_head_only)
         tg = [targets[i] for i in ids]
         ctc = F.ctc_loss(lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
                          torch.tensor([len(s) for s in tg]), blank=BLANK_ID, zero_infinity=True)

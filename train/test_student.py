@@ -15,7 +15,7 @@ sys.path.insert(0, str(HERE))
 import whisper_encoder as WE  # noqa: E402
 from evaluate import Recognizer, pad_to_chunks  # noqa: E402
 from export import export  # noqa: E402
-from student import StudentConfig, WhisperStudent, distill_loss  # noqa: E402
+from student import StudentConfig, WhisperStudent, ctc_log_probs, distill_loss  # noqa: E402
 from test_export import REQUIRED_KEYS, metadata, speechlike_feats  # noqa: E402
 
 
@@ -54,11 +54,12 @@ def test_causal_front_end_reproduces_whisper_convolutions():
 # (feature frames per step, downsample, WSM summary chunk in context frames):
 # with chunk 4 at ds=2 a chunk is 16 feature frames, and a step of 32 holds two
 # and kernel: the depthwise conv before the local branch (0: none)
-@pytest.mark.parametrize("chunk,ds,wsm_chunk,kernel",
-                         [(8, 2, 0, 0), (32, 2, 0, 0), (16, 1, 0, 0), (16, 2, 4, 0), (32, 2, 4, 0),
-                          (8, 2, 0, 5), (16, 1, 0, 3), (32, 2, 4, 5)])
-def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk, ds, wsm_chunk, kernel):
-    model = small_student(downsample=ds, chunk=wsm_chunk, conv_kernel=kernel)
+# and head: the CTC head's hidden units (0: linear)
+@pytest.mark.parametrize("chunk,ds,wsm_chunk,kernel,head",
+                         [(8, 2, 0, 0, 0), (32, 2, 0, 0, 0), (16, 1, 0, 0, 0), (16, 2, 4, 0, 0), (32, 2, 4, 0, 0),
+                          (8, 2, 0, 5, 0), (16, 1, 0, 3, 0), (32, 2, 4, 5, 0), (16, 2, 0, 5, 32)])
+def test_streaming_onnx_equals_whole_utterance_torch(tmp_path, chunk, ds, wsm_chunk, kernel, head):
+    model = small_student(downsample=ds, chunk=wsm_chunk, conv_kernel=kernel, head_hidden=head)
     path = tmp_path / "s.onnx"
     export(model, path, chunk_frames=chunk, name="test-student")
     feats = speechlike_feats(203)
@@ -143,3 +144,15 @@ def test_conv_branch_starts_as_the_identity():
 def test_a_one_frame_conv_is_refused(kernel):
     with pytest.raises(ValueError):
         WhisperStudent(StudentConfig(width=64, layers=1, conv_kernel=kernel))
+
+
+def test_head_only_ctc_reaches_only_the_head_and_final_norm():
+    model = small_student(head_hidden=16)
+    x = torch.from_numpy(speechlike_feats(64))[None]
+    (lp, *_), layers = model(x, hidden=True)
+    head_lp = ctc_log_probs(model, lp, layers, head_only=True)
+    assert torch.allclose(head_lp, lp)  # the same values (eval mode: no dropout)
+    head_lp.sum().backward()
+    reached = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert reached == {"head", "norm"}
+    assert ctc_log_probs(model, lp, layers, head_only=False) is lp
