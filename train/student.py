@@ -27,8 +27,11 @@ vector, downsampler and head learn from two losses at once, on the synthetic
 corpus: distillation (each layer's output against the frozen teacher's output
 for the same audio, mean-pooled to the student's frame rate and delayed by one
 student frame so the causal student gets 40 ms of lookahead), and CTC on the
-transcripts. Whisper's own log-mel goes to the teacher; the student only ever
-sees the contract's fbank. Resumable from <run>/last.pt; logs to <run>/log.jsonl.
+transcripts. With --ctc-head-only, CTC trains only the head and the final norm
+and everything else learns from distillation alone (the two-part recipe:
+converted layers that reproduce the teacher, and a head that reads them);
+--head-hidden N makes the head an MLP. Whisper's own log-mel goes to the
+teacher; the student only ever sees the contract's fbank. Resumable from <run>/last.pt; logs to <run>/log.jsonl.
 """
 
 from __future__ import annotations
