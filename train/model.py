@@ -79,6 +79,14 @@ class CausalConvSubsampling(nn.Module):
         return y2, x[:, :, -1:], y1[:, :, -1:]
 
 
+def ctc_head(width: int, vocab: int, hidden: int = 0) -> nn.Module:
+    """A CTC output layer over `width` features: linear (hidden 0), or an MLP
+    with `hidden` units (GELU, dropout 0.1)."""
+    if not hidden:
+        return nn.Linear(width, vocab)
+    return nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, vocab))
+
+
 def causal_depthwise(conv: nn.Conv1d, s_conv, y):
     """A causal depthwise convolution over time with explicit state: y [B, N, D]
     and s_conv [B, K-1, D] (the K-1 inputs before y) -> (out [B, N, D], new

@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE))
 import charlm  # noqa: E402
 import evalsets  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
-from model import BLANK_ID, TOKENS  # noqa: E402
+from model import BLANK_ID, TOKENS, ctc_head  # noqa: E402
 from train import encode, greedy, make_batches  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
@@ -160,12 +160,9 @@ def cmd_features(a):
 class Head(nn.Module):
     def __init__(self, kind: str, width: int = 384, hidden: int = 1024, vocab: int = len(TOKENS)):
         super().__init__()
-        if kind == "linear":
-            self.net = nn.Linear(width, vocab)
-        elif kind == "mlp":
-            self.net = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, vocab))
-        else:
+        if kind not in ("linear", "mlp"):
             raise SystemExit(f"unknown head {kind!r}")
+        self.net = ctc_head(width, vocab, hidden if kind == "mlp" else 0)
 
     def forward(self, x):
         return F.log_softmax(self.net(x), dim=-1)

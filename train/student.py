@@ -54,7 +54,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
-from model import BLANK_ID, TOKENS, causal_depthwise, causal_summaries  # noqa: E402
+from model import BLANK_ID, TOKENS, causal_depthwise, causal_summaries, ctc_head  # noqa: E402
 from evalsets import manifest_path, read_manifest  # noqa: E402
 from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
 
@@ -155,10 +155,7 @@ class WhisperStudent(nn.Module):
         self.mixers = nn.ModuleList(WSMLayer(d, cfg.window, cfg.chunk, cfg.conv_kernel) for _ in range(cfg.layers))
         self.ffns = nn.ModuleList(FeedForward(d) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(d, eps=WE.LAYER_NORM_EPS)
-        v = len(cfg.vocab)
-        self.head = (nn.Linear(d, v) if not cfg.head_hidden else
-                     nn.Sequential(nn.Linear(d, cfg.head_hidden), nn.GELU(), nn.Dropout(0.1),
-                                   nn.Linear(cfg.head_hidden, v)))
+        self.head = ctc_head(d, len(cfg.vocab), cfg.head_hidden)
 
     # ---- conversion ----------------------------------------------------------
     @torch.no_grad()
@@ -216,10 +213,12 @@ class WhisperStudent(nn.Module):
         x2 = torch.cat([st2, c1], dim=2)
         return F.gelu(self.conv2(x2)), x1[:, :, -2:], c1[:, :, -1:]
 
-    def forward(self, feats, *state, hidden=False):
+    def forward(self, feats, *state, hidden=False, head_only=False):
         """feats [B, T, 80] Kaldi fbank (T a multiple of subsampling) ->
         (log_probs [B, T/subsampling, V], *new_state); with hidden=True also
-        the list of each layer's output [B, T/subsampling, width]."""
+        the list of each layer's output [B, T/subsampling, width]. With
+        head_only=True the log-probs are cut off from the layers below the
+        final norm, so a loss on them trains only the norm and the head."""
         cfg = self.cfg
         if not state:
             state = self.initial_state(feats.shape[0])
@@ -237,7 +236,7 @@ class WhisperStudent(nn.Module):
             x = x + ffn(x)
             new_state += layer_state
             layers.append(x)
-        lp = F.log_softmax(self.head(self.norm(x)), dim=-1)
+        lp = F.log_softmax(self.head(self.norm(x.detach() if head_only else x)), dim=-1)
         if hidden:
             return (lp, *new_state), layers
         return (lp, *new_state)
@@ -253,15 +252,6 @@ class WhisperStudent(nn.Module):
         head = d * len(cfg.vocab) if not cfg.head_hidden else cfg.head_hidden * (d + len(cfg.vocab))
         macs += per_frame * cfg.layers * fps + head * fps
         return int(macs)
-
-
-def ctc_log_probs(model: WhisperStudent, log_probs, layers, head_only: bool):
-    """What CTC trains on: the model's own log-probs, or (head_only) the
-    same computed from the last layer cut off from the graph, so that CTC
-    reaches only the head and the final norm."""
-    if not head_only:
-        return log_probs
-    return F.log_softmax(model.head(model.norm(layers[-1].detach())), dim=-1)
 
 
 def count_params(model: nn.Module) -> int:
@@ -532,8 +522,7 @@ def main():
     def losses(ids):
         x, out_lens, mel, mlens = make_batch(train, ids, cfg)
         t_layers = teacher.layers(mel, mlens)
-        (lp, *_), s_layers = model(x, hidden=True)
-        lp = ctc_log_probs(model, lp, s_layers, a.ctc_head_only)
+        (lp, *_), s_layers = model(x, hidden=True, head_only=a.ctc_head_only)
         tg = [targets[i] for i in ids]
         ctc = F.ctc_loss(lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
                          torch.tensor([len(s) for s in tg]), blank=BLANK_ID, zero_infinity=True)
