@@ -10,13 +10,19 @@ use std::time::{Duration, Instant};
 use crate::listen::{alsa_config, s16le};
 use crate::util::{hark, speechlike, stderr};
 
-fn messages_until(sock: &UnixDatagram, deadline: Instant, out: &mut Vec<String>) {
+/// The next notification, if one arrives within `timeout`.
+fn next_message(sock: &UnixDatagram, timeout: Duration) -> Option<String> {
     let mut buf = [0u8; 4096];
+    let _ = sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+    let n = sock.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+fn messages_until(sock: &UnixDatagram, deadline: Instant, out: &mut Vec<String>) {
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let _ = sock.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-        match sock.recv(&mut buf) {
-            Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(_) => break,
+        match next_message(sock, left) {
+            Some(m) => out.push(m),
+            None => break,
         }
     }
 }
@@ -45,12 +51,9 @@ fn listen_notifies_ready_feeds_the_watchdog_and_reports_stopping() {
     // Start-up (model load, device open) can take seconds on a loaded
     // machine: wait up to a minute for the first message, then watch three
     // seconds of listening.
-    let mut before = Vec::new();
-    let mut buf = [0u8; 4096];
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(60)));
-    if let Ok(n) = sock.recv(&mut buf) {
-        before.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
+    let mut before: Vec<String> = next_message(&sock, Duration::from_secs(60))
+        .into_iter()
+        .collect();
     messages_until(&sock, Instant::now() + Duration::from_secs(3), &mut before);
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
