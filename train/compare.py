@@ -1,9 +1,9 @@
 """One table for issue 4: hark's models next to Whisper tiny.en and
 pocketsphinx on the same audio, with model sizes and compute.
 
-    python train/compare.py --peers models/eval-peers-2026-11-29.json \
-        --hark "hark-wsm-v3 + LM (bundled)" models/eval-hark-wsm-v3-by-voice.json models/hark-wsm-v3.onnx \
-        --hark "student, conv5" models/eval-student-conv5-lm.json .dev/models/student-conv5.onnx
+    python train/compare.py --peers results/eval-peers-2026-11-29.json \
+        --hark "hark-wsm-v3 + LM (bundled)" results/eval-hark-wsm-v3-by-voice.json models/hark-wsm-v3.onnx \
+        --hark "student, conv5" results/eval-student-conv5-lm.json .dev/models/student-conv5.onnx
 
 Scores come from stored results: train/evaluate.py's JSON for a hark model
 (run through `hark` with `--hark`, so they are what the binary prints) and

@@ -60,6 +60,21 @@ def real_recordings():
     return out
 
 
+REAL_DIR = pathlib.Path("data/real")
+SPEECHOCEAN_EVERY = 5  # every 5th utterance of speechocean762 test: 500 of 2,500, all 125 speakers
+
+
+def speechocean_test(real_dir=REAL_DIR, every: int = SPEECHOCEAN_EVERY):
+    """(set, path, reference) for speechocean762's `test` split as train/realdata.py
+    imported it (every `every`-th utterance; its speakers never train); [] before the import."""
+    m = pathlib.Path(real_dir) / "speechocean762" / "manifest.jsonl"
+    if not m.exists():
+        return []
+    rows = [json.loads(x) for x in m.read_text().splitlines() if x.strip()]
+    test = [r for r in rows if r["split"] == "test"]
+    return [("speechocean762-test", pathlib.Path(real_dir) / r["path"], r["text"]) for r in test[::every]]
+
+
 def load_audio(path: pathlib.Path) -> np.ndarray:
     src = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"] if path.suffix == ".raw" else []
     raw = subprocess.run(

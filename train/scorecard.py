@@ -1,0 +1,89 @@
+"""The model card's accuracy table: WER (and CER for hark) per evaluation
+set, for hark models and the peers, on the same audio.
+
+    python train/scorecard.py --run --hark target/release/hark --model models/hark-wsm-v4.onnx \
+        --out-dir models/results/v4
+    python train/scorecard.py --out-dir models/results/v4      # the table again, from the stored results
+
+With --run it measures first, each step writing its JSON into --out-dir:
+`train/evaluate.py --hark BINARY` with the bundled LM (hark-lm.json) and
+with `--no-lm` (hark-greedy.json), then `train/peers.py` for Whisper
+tiny.en, Whisper base and pocketsphinx (peers.json). Without --run it only
+reads those files. The sets: speechocean762 `test` (every 5th utterance,
+speakers never trained on), the real recordings packaged in Debian
+(pocketsphinx-testdata, alsa-utils: the dev set, never trained on), and
+the synthetic held-out voices (test_clean). The table is printed as
+Markdown and written to <out-dir>/scorecard.md.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+SETS = [("speechocean762-test", "speechocean762 test"), ("real-all", "packaged real recordings"),
+        ("synthetic-test_clean", "synthetic held-out voices")]
+PEERS = [("whisper-base", "Whisper base (faster-whisper int8, greedy)"),
+         ("whisper-tiny.en", "Whisper tiny.en (faster-whisper int8, greedy)"),
+         ("pocketsphinx", "pocketsphinx 5 (en-us, streaming)")]
+
+
+def cell(s: dict | None, cer: bool) -> str:
+    if not s:
+        return "not run"
+    text = f"{100 * s['wer']:.1f}%"
+    return text + (f" / {100 * s['cer']:.1f}%" if cer and "cer" in s else "")
+
+
+def table(out_dir: pathlib.Path, label: str) -> str:
+    head = "| engine | " + " | ".join(f"{name}: WER / CER" for _, name in SETS) + " |"
+    lines = [head, "|" + " --- |" * (len(SETS) + 1)]
+    words = {}
+    for fname, name in (("hark-lm.json", f"{label} + LM (default)"), ("hark-greedy.json", f"{label}, --no-lm")):
+        p = out_dir / fname
+        if p.exists():
+            sets = json.loads(p.read_text())["sets"]
+            words.update({k: sets[k]["words"] for k, _ in SETS if k in sets})
+            lines.append(f"| {name} | " + " | ".join(cell(sets.get(k), True) for k, _ in SETS) + " |")
+    p = out_dir / "peers.json"
+    if p.exists():
+        engines = json.loads(p.read_text())["engines"]
+        for key, name in PEERS:
+            if key in engines:
+                sets = engines[key]["sets"]
+                lines.append(f"| {name} | " + " | ".join(cell(sets.get(k), False) for k, _ in SETS) + " |")
+    lines.append("")
+    lines.append("Words per set: " + ", ".join(f"{name} {words.get(k, '?')}" for k, name in SETS) + ".")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--run", action="store_true", help="measure first (evaluate.py twice, peers.py)")
+    ap.add_argument("--hark", default="target/release/hark")
+    ap.add_argument("--model", help="the model for hark (default: the one embedded in the binary)")
+    ap.add_argument("--label", default="hark")
+    ap.add_argument("--max-synthetic", type=int, default=100)
+    ap.add_argument("--skip-peers", action="store_true")
+    a = ap.parse_args()
+    out = pathlib.Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if a.run:
+        py = sys.executable
+        model = ["--model", a.model] if a.model else []
+        for fname, extra in (("hark-lm.json", []), ("hark-greedy.json", ["--hark-args=--no-lm"])):
+            subprocess.run([py, str(HERE / "evaluate.py"), "--hark", a.hark, *model, *extra,
+                            "--max-synthetic", str(a.max_synthetic), "--out", str(out / fname)], check=True)
+        if not a.skip_peers:
+            subprocess.run([py, str(HERE / "peers.py"), "--max-synthetic", str(a.max_synthetic),
+                            "--out", str(out / "peers.json")], check=True)
+    text = table(out, a.label)
+    (out / "scorecard.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
