@@ -10,9 +10,13 @@ which reads the binary form that `export` writes and must reproduce
         --alpha 1.0 --beta 0.5 --beam 8 --prune 10
     python train/charlm.py vectors tests/data/e2e/*.wav
 
-The LM is trained ONLY on the `text` fields of the training manifest
-(data/corpus/train/manifest.jsonl), never on dev/test_clean texts or on
-real-recording transcripts.
+The LM is trained ONLY on training-side text: the `text` fields of the
+training manifest (data/corpus/train/manifest.jsonl, or data/mix's, which
+adds the real training clips' transcripts), and with `--plan-seed SEED`
+every sentence make_corpus.py keeps for training with that seed (the
+sentences it did not synthesize too; never its 600 held-out dev/test
+sentences). Never dev/test texts, nor the evaluation recordings'
+transcripts. Duplicate sentences count once.
 
 Language model: interpolated modified Kneser-Ney (Chen & Goodman, three
 discounts per order) over the model's non-blank tokens plus an end symbol.
@@ -434,8 +438,19 @@ def train_sentences(corpus: pathlib.Path):
     return [it["text"] for it in read_manifest(corpus, "train")]
 
 
+def plan_sentences(seed: int) -> list:
+    """Every sentence make_corpus.py's plan keeps for training with this seed (its
+    held-out dev/test sentences excluded), whether or not it was synthesized."""
+    import make_corpus
+
+    return make_corpus.training_texts(seed)
+
+
 def cmd_build(a):
     sents = train_sentences(pathlib.Path(a.corpus))
+    if a.plan_seed is not None:
+        sents += plan_sentences(a.plan_seed)
+    sents = list(dict.fromkeys(sents))
     symbols = [" ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
     if a.model:
         from evaluate import Recognizer
@@ -546,6 +561,7 @@ def main():
     b.add_argument("--order", type=int, default=6)
     b.add_argument("--out", required=True, help="LM file (.json, or .json.gz compressed)")
     b.add_argument("--model", help="take the LM symbols from this model's hark.tokens")
+    b.add_argument("--plan-seed", type=int, help="also every training sentence of make_corpus.py's plan with this seed")
     x = sub.add_parser("export", help="write the LM in the runtime's binary form, with its tuned settings")
     x.add_argument("--lm", required=True, help="LM built by `build`")
     x.add_argument("--out", required=True, help="binary LM (models/hark-charlm6.bin is the bundled one)")

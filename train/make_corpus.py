@@ -282,12 +282,24 @@ def kokoro_params(rng: random.Random, voices):
             "accent": "en-gb-x-rp" if rng.random() < 0.3 else "en-us"}
 
 
-def make_plan(seed, hours, with_piper, kokoro_hours=0.0):
-    rng = random.Random(seed)
+N_DEV_TEXTS = 600
+
+
+def split_texts(rng):
+    """(held-out dev/test sentences, training sentences), shuffled by rng."""
     texts = list(sentences())
     rng.shuffle(texts)
-    n_dev_texts = 600
-    dev_texts, train_texts = texts[:n_dev_texts], texts[n_dev_texts:]
+    return texts[:N_DEV_TEXTS], texts[N_DEV_TEXTS:]
+
+
+def training_texts(seed) -> list:
+    """The sentences make_plan(seed, ...) may use for training clips (for the LM)."""
+    return split_texts(random.Random(seed))[1]
+
+
+def make_plan(seed, hours, with_piper, kokoro_hours=0.0):
+    rng = random.Random(seed)
+    dev_texts, train_texts = split_texts(rng)
     all_voices = voices(with_piper)
     train_voices = [v for v in all_voices if (v[0], v[1]) not in HELD_OUT]
     dev_voices = [v for v in all_voices if (v[0], v[1]) in HELD_OUT]
@@ -341,7 +353,7 @@ def make_plan(seed, hours, with_piper, kokoro_hours=0.0):
             plan.append({"id": f"tk{i:05d}", "split": "test_kokoro", "text": dev_texts[500 + i], "engine": "kokoro",
                          "voice": KOKORO_HELD_OUT, "variant": "",
                          "params": kokoro_params(rng, [KOKORO_HELD_OUT]), "aug": draw_aug(rng, clean=True)})
-    return plan, len(texts)
+    return plan, len(dev_texts) + len(train_texts)
 
 
 # ------------------------------------------------------------- workers ----

@@ -73,7 +73,7 @@ def main():
             s = summary.setdefault(split, {}).setdefault(r["source"], {"clips": 0, "hours": 0.0,
                                                                        "licence": r.get("licence")})
             s["clips"] += 1
-            s["hours"] += r.get("seconds") or r.get("duration") or 0.0
+            s["hours"] += r.get("seconds") or r.get("duration_s") or 0.0
         (out / split).mkdir(parents=True, exist_ok=True)
         tmp = out / split / "manifest.jsonl.tmp"
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
