@@ -4,7 +4,7 @@ which reads the binary form that `export` writes and must reproduce
 `beam_search` here exactly (`vectors` writes the test vectors that check it).
 
     python train/charlm.py build --corpus data/corpus --order 6 --out data/charlm6.json
-    python train/charlm.py eval --model models/hark-wsm-v3.onnx --lm data/charlm6.json \\
+    python train/charlm.py eval --model models/hark-wsm-v4.onnx --lm data/charlm6.json \\
         --split dev --max 200 --alpha 0,0.5,1 --beta 0,1 --beam 8 [--real]
     python train/charlm.py export --lm data/charlm6.json --out models/hark-charlm6.bin \\
         --alpha 1.0 --beta 0.5 --beam 8 --prune 10
@@ -465,6 +465,33 @@ def cmd_build(a):
           f"{time.perf_counter() - t:.1f} s")
 
 
+def settings_offset(blob: bytes) -> int:
+    """Byte offset of the f32 alpha, f32 beta, u32 beam, f32 prune of a binary LM."""
+    BinLM(blob)  # validates magic and version
+    v = struct.unpack_from("<I", blob, 16)[0]
+    pos = 20
+    for _ in range(v):
+        pos += 1 + blob[pos]
+    return pos
+
+
+def with_settings(blob: bytes, alpha: float, beta: float, beam: int, prune: float) -> bytes:
+    """The same binary LM with other tuned decoding settings (the n-grams untouched)."""
+    pos = settings_offset(blob)
+    return blob[:pos] + struct.pack("<ffIf", alpha, beta, beam, prune) + blob[pos + 16:]
+
+
+def cmd_settings(a):
+    blob = pathlib.Path(a.lm).read_bytes()
+    lm = BinLM(blob)
+    alpha = lm.alpha if a.alpha is None else a.alpha
+    beta = lm.beta if a.beta is None else a.beta
+    beam = lm.beam if a.beam is None else a.beam
+    prune = lm.prune if a.prune is None else a.prune
+    pathlib.Path(a.out).write_bytes(with_settings(blob, alpha, beta, beam, prune))
+    print(f"{a.out}: alpha {alpha} beta {beta} beam {beam} prune {prune}")
+
+
 def floats(s: str):
     return [float(x) for x in s.split(",") if x.strip()]
 
@@ -569,13 +596,20 @@ def main():
     x.add_argument("--beta", type=float, default=1.0)
     x.add_argument("--beam", type=int, default=16)
     x.add_argument("--prune", type=float, default=10.0)
+    st = sub.add_parser("settings", help="copy a binary LM with other decoding settings (no rebuild)")
+    st.add_argument("--lm", required=True)
+    st.add_argument("--out", required=True)
+    st.add_argument("--alpha", type=float)
+    st.add_argument("--beta", type=float)
+    st.add_argument("--beam", type=int)
+    st.add_argument("--prune", type=float)
     v = sub.add_parser("vectors", help="write test vectors for the Rust beam search")
-    v.add_argument("--model", default="models/hark-wsm-v3.onnx")
+    v.add_argument("--model", default="models/hark-wsm-v4.onnx")
     v.add_argument("--lm", default="models/hark-charlm6.bin")
     v.add_argument("--out", default="tests/data/beam_vectors.json")
     v.add_argument("wav", nargs="+")
     e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER over an alpha x beta grid (tuning on dev)")
-    e.add_argument("--model", default="models/hark-wsm-v3.onnx")
+    e.add_argument("--model", default="models/hark-wsm-v4.onnx")
     e.add_argument("--lm", required=True)
     e.add_argument("--corpus", default="data/corpus")
     e.add_argument("--split", default="dev", help="dev, test_clean, or none")
@@ -592,6 +626,8 @@ def main():
     a = ap.parse_args()
     if a.cmd == "build":
         cmd_build(a)
+    elif a.cmd == "settings":
+        cmd_settings(a)
     elif a.cmd == "vectors":
         cmd_vectors(a)
     elif a.cmd == "export":

@@ -144,3 +144,20 @@ def test_binary_export_rejects_bad_files(tmp_path):
     for bad in (b"nonsense" + blob[8:], blob + b"\0", blob[: len(blob) // 2]):
         with pytest.raises((ValueError, struct.error)):
             BinLM(bad)
+
+
+def test_new_settings_leave_the_ngrams_alone(tmp_path):
+    """charlm.py settings / lm_tune.py rewrite only alpha, beta, beam and prune."""
+    from charlm import with_settings
+
+    lm = make_lm(3)
+    path = tmp_path / "lm.bin"
+    lm.export_bin(path, 1.0, 0.5, 8, 10.0)
+    blob = path.read_bytes()
+    new = BinLM(with_settings(blob, 0.25, 2.0, 4, 7.5))
+    assert (new.alpha, new.beta, new.beam, new.prune) == (0.25, 2.0, 4, 7.5)
+    old = BinLM(blob)
+    for text in ["", "the c", "zzq"]:
+        for s in range(len(lm.symbols)):
+            assert new.logp(text, s) == old.logp(text, s)
+    assert len(with_settings(blob, 0.25, 2.0, 4, 7.5)) == len(blob)
