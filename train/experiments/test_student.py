@@ -1,4 +1,4 @@
-"""The converted Whisper student (train/student.py): its causal conv front end
+"""The converted Whisper student (train/experiments/student.py): its causal conv front end
 reproduces the pretrained encoder's exactly; its ONNX export run chunk by
 chunk equals the whole-utterance PyTorch forward, with float32 and float16
 weight storage; its state keeps its size however long the stream."""
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import whisper_encoder as WE  # noqa: E402
 from evaluate import Recognizer, pad_to_chunks  # noqa: E402
 from export import export  # noqa: E402
