@@ -8,7 +8,7 @@ WSM is the contract model the runtime bundles (the file src/model.rs
 embeds), or --wsm-model. Self-attention is
 HarkModel(arch="mhsa") of the same size from train/model.py, random weights
 (seed 0: a step's cost does not depend on the weight values), exported by
-train/mhsa_stream.py with a key/value cache per layer that grows by one row
+train/experiments/mhsa_stream.py with a key/value cache per layer that grows by one row
 per 80 ms context frame. Both run in ONNX Runtime with one thread
 (intra-op 1, inter-op 1, sequential), each model and stream in its own
 process so that its resident set is its own, the two taking steps in
@@ -148,7 +148,7 @@ def stream_features(seconds: float, out: pathlib.Path):
 
 
 def export_mhsa(chunk_frames: int, out: pathlib.Path) -> dict:
-    sys.path.insert(0, str(ROOT / "train"))
+    sys.path[:0] = [str(ROOT / "train"), str(ROOT / "train" / "experiments")]
     import torch
     from mhsa_stream import export_mhsa_stream
     from model import HarkModel, ModelConfig, count_params
@@ -288,7 +288,7 @@ def measure(a) -> dict:
         "edge_s": EDGE_S, "bin_s": BIN_S, "audio": {"files": wavs, "loop_s": round(loop_s, 3)},
         "wsm": {"model": str(wsm_path.relative_to(ROOT)) if wsm_path.is_relative_to(ROOT) else str(wsm_path),
                 "bundled": is_bundled, "params": int(wsm_meta["hark.num_params"]), "training": wsm_meta.get("hark.training", "")},
-        "mhsa": {"model": "train/mhsa_stream.py export of HarkModel(arch='mhsa')",
+        "mhsa": {"model": "train/experiments/mhsa_stream.py export of HarkModel(arch='mhsa')",
                  "weights": f"random, seed {MHSA_SEED}", **mhsa_cfg},
         "runs": runs,
         "ratio_mhsa_over_wsm": {
@@ -332,7 +332,7 @@ def markdown_section(res: dict, plot: str = "linear_vs_quadratic.png") -> list:
         f"{res['mhsa']['layers']} layers, {res['mhsa']['heads']} heads, ff_mult {res['mhsa']['ff_mult']}, the same conv "
         f"front end and downsampler; {res['mhsa']['params'] / 1e6:.2f} M parameters) with **random weights** "
         "(a step's cost does not depend on their values), streamed with a growing key/value cache per layer "
-        "(`train/mhsa_stream.py`, equal to the batch forward in `train/test_mhsa_stream.py`).",
+        "(`train/experiments/mhsa_stream.py`, equal to the batch forward in `train/experiments/test_mhsa_stream.py`).",
         f"Step = the CPU time of one `session.run` on its thread (ONNX Runtime with one intra-op thread computes on "
         f"the calling thread), p50 over the first and the last {res['edge_s']:.0f} s of the stream (per step, the median of "
         f"{' / '.join(str(res['rounds'][s]) for s in sorted(res['rounds'], key=float))} rounds of the "

@@ -207,11 +207,13 @@ def weights_from_onnx(model, onnx_path) -> int:
 
 
 def load_checkpoint(path):
+    """The HarkModel of a train.py checkpoint. The experiments' checkpoints
+    (other architectures) are exported by their own scripts, which call
+    export(): this module never imports an experiment (train/test_layout.py)."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
     if ck["config"].get("arch") == "wsm-whisper":
-        from student import load_student
-
-        return load_student(path)
+        raise SystemExit(f"{path} is a Whisper student checkpoint: export it with "
+                         f"python train/experiments/student.py export --ckpt {path} --out OUT.onnx")
     # checkpoints from before the per-block conv have no conv_kernel: plain blocks
     cfg = ModelConfig(**{"conv_kernel": 0, **ck["config"]})
     model = HarkModel(cfg)

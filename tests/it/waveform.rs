@@ -1,6 +1,6 @@
 //! Waveform-input models (`hark.input_kind = waveform`, the SSL conversion
-//! of train/ssl_convert.py): a tiny untrained one written by
-//! train/make_test_waveform_model.py, with the log-probabilities
+//! of train/experiments/ssl_convert.py): a tiny untrained one written by
+//! train/experiments/make_test_waveform_model.py, with the log-probabilities
 //! onnxruntime computes for a reference signal. hark must load it, compute
 //! the same numbers chunk by chunk (the last chunk zero-padded), stream it
 //! the same way in any piece sizes, and describe it in `hark model`.

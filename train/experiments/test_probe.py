@@ -1,4 +1,4 @@
-"""The attention masks of train/probe.py: which keys each query frame may see."""
+"""The attention masks of train/experiments/probe.py: which keys each query frame may see."""
 
 import pathlib
 import sys
@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import probe  # noqa: E402
 
 

@@ -1,20 +1,22 @@
-"""The converted Whisper student (train/student.py): its causal conv front end
+"""The converted Whisper student (train/experiments/student.py): its causal conv front end
 reproduces the pretrained encoder's exactly; its ONNX export run chunk by
 chunk equals the whole-utterance PyTorch forward, with float32 and float16
 weight storage; its state keeps its size however long the stream."""
 
 import pathlib
 import sys
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import whisper_encoder as WE  # noqa: E402
 from evaluate import Recognizer, pad_to_chunks  # noqa: E402
-from export import export  # noqa: E402
+import student  # noqa: E402
+from export import export, load_checkpoint  # noqa: E402
 from student import StudentConfig, WhisperStudent, distill_loss  # noqa: E402
 from test_export import REQUIRED_KEYS, metadata, speechlike_feats  # noqa: E402
 
@@ -100,6 +102,22 @@ def test_fp16_storage_halves_the_file_and_keeps_the_output(tmp_path):
     b = Recognizer(tmp_path / "f16.onnx").log_probs(feats)
     assert np.max(np.abs(a - b)) < 0.05
     assert (a.argmax(1) == b.argmax(1)).mean() > 0.95
+
+
+def test_a_checkpoint_is_exported_by_student_py_export_not_export_py(tmp_path):
+    model = small_student(downsample=2)
+    ckpt = tmp_path / "last.pt"
+    torch.save({"model": model.state_dict(), "config": asdict(model.cfg), "training": "a test"}, ckpt)
+    with pytest.raises(SystemExit, match="student.py export"):
+        load_checkpoint(ckpt)  # the pipeline's export.py does not import the experiment
+    out = tmp_path / "s.onnx"
+    student.main(["export", "--ckpt", str(ckpt), "--out", str(out), "--chunk-frames", "16", "--name", "t"])
+    meta = metadata(out)
+    assert meta["hark.model_name"] == "t" and meta["hark.training"] == "a test"
+    feats = speechlike_feats(64)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(pad_to_chunks(feats, 16))[None])[0][0].numpy()
+    assert np.max(np.abs(Recognizer(out).log_probs(feats) - whole)) < 1e-3
 
 
 @pytest.mark.parametrize("kernel", [0, 5])

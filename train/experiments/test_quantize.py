@@ -1,11 +1,16 @@
-"""train/quantize.py: int8 MatMul weights for a contract model."""
+"""train/experiments/quantize.py: int8 MatMul weights for a contract model."""
+
+import pathlib
+import sys
 
 import numpy as np
 import onnx
 
-from quantize import quantize_int8, unfold_fp16
-from test_export import metadata, run_onnx_streaming, small_model, speechlike_feats
-from export import export
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
+from quantize import quantize_int8, unfold_fp16  # noqa: E402
+from test_export import metadata, run_onnx_streaming, small_model, speechlike_feats  # noqa: E402
+from export import export  # noqa: E402
 
 
 def test_unfolding_float16_storage_changes_no_output(tmp_path):

@@ -1,7 +1,7 @@
 """Store a contract model's matrix weights as int8: smaller and lighter in
 memory, but slower in tract on x86-64 (models/README.md, "int8 weights").
 
-    python train/quantize.py models/hark-wsm-v3.onnx /tmp/hark-wsm-v3-int8.onnx
+    python train/experiments/quantize.py models/hark-wsm-v3.onnx /tmp/hark-wsm-v3-int8.onnx
 
 Every MatMul with a constant weight becomes onnxruntime's dynamic
 quantization (DynamicQuantizeLinear on the activations, MatMulInteger with
@@ -22,7 +22,7 @@ import onnx
 from onnx import numpy_helper
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 from export import store_fp16  # noqa: E402
 
 

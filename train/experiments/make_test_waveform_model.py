@@ -1,10 +1,10 @@
 """Write the small waveform-input model and reference outputs the Rust tests
 run (tests/it/waveform.rs):
 
-    .venv/bin/python train/make_test_waveform_model.py
+    .venv/bin/python train/experiments/make_test_waveform_model.py
 
 A tiny randomly initialised wav2vec2 (built with transformers, nothing
-downloaded) converted by train/ssl_convert.py (top layer -> WSM, the lower
+downloaded) converted by train/experiments/ssl_convert.py (top layer -> WSM, the lower
 layers windowed causal attention, downsampler 2) and exported with input kind
 `waveform`; then 0.5 s of a speech-like signal and the log-probabilities
 onnxruntime gives for it chunk by chunk from the initial state, as the
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import ssl_convert as S  # noqa: E402
 
-OUT = HERE.parent / "tests" / "data" / "waveform"
+OUT = HERE.parent.parent / "tests" / "data" / "waveform"
 # A conv stack of kernel/stride (10,8,4)/(5,4,4): 80 samples per conv frame,
 # 160 per output frame with the downsampler; chunks of 8 output frames.
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -52,7 +52,7 @@ def main():
                                         wsm_window=5)
     model = OUT / "tiny-wav2vec2-wsm.onnx"
     S.export(student, model, CHUNK_SAMPLES, name="tiny-wav2vec2-wsm-test",
-             training="untrained: random tiny wav2vec2 (train/make_test_waveform_model.py), for tests only")
+             training="untrained: random tiny wav2vec2 (train/experiments/make_test_waveform_model.py), for tests only")
     # 0.5 s: not a whole number of chunks, so the zero-padded last chunk is covered.
     wave = np.round(speechlike(8000), 5).astype(np.float32)
     lp = S.onnx_log_probs(model, wave)

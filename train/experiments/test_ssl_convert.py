@@ -1,4 +1,4 @@
-"""The generic SSL conversion (train/ssl_convert.py) on tiny randomly
+"""The generic SSL conversion (train/experiments/ssl_convert.py) on tiny randomly
 initialised wav2vec2 / HuBERT / WavLM checkpoints built with transformers
 (nothing downloaded): the causal conv front end and a kept attention layer
 reproduce the pretrained ones; streaming chunk by chunk equals the whole
@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import ssl_convert as S  # noqa: E402
 
 torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""The streaming self-attention step (train/mhsa_stream.py) equals the batch
+"""The streaming self-attention step (train/experiments/mhsa_stream.py) equals the batch
 MHSA forward of train/model.py, in PyTorch and exported to ONNX
 (onnxruntime), and its key/value caches grow by one row per context frame.
 """
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 from evaluate import pad_to_chunks  # noqa: E402
 from mhsa_stream import MHSAStep, export_mhsa_stream, kv_specs  # noqa: E402
 from model import HarkModel, ModelConfig  # noqa: E402

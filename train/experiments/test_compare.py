@@ -1,4 +1,4 @@
-"""train/compare.py: the issue-4 table and its target line."""
+"""train/experiments/compare.py: the issue-4 table and its target line."""
 
 import compare
 

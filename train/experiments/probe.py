@@ -2,7 +2,7 @@
 on top of Whisper tiny.en's own encoder, frozen and unmodified (full
 bidirectional attention over the whole clip, not streaming).
 
-The converted student (train/student.py) keeps Whisper's convolutions and
+The converted student (train/experiments/student.py) keeps Whisper's convolutions and
 feed-forward layers, replaces its attention by causal WSM, and learns its
 character head from synthetic speech only. Two things can limit it on real
 speech: what the conversion loses, and what a head learned from synthetic
@@ -19,8 +19,8 @@ head (a check on speaker/channel mismatch). `--layer N` reads an inner block's
 output instead of the last one's (does a lower layer, less shaped by Whisper's
 decoder, generalize better from synthetic to real speech?).
 
-    python train/probe.py features --corpus data/corpus --train-clips 12000
-    python train/probe.py train --head mlp --minutes 15 --out results/eval-probe-whisper.json
+    python train/experiments/probe.py features --corpus data/corpus --train-clips 12000
+    python train/experiments/probe.py train --head mlp --minutes 15 --out results/eval-probe-whisper.json
 
 `features` runs the frozen encoder once per clip (no 30 s padding, as the
 student's teacher runs it) and caches the last layer's output (float16) under
@@ -49,7 +49,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import charlm  # noqa: E402
 import evalsets  # noqa: E402
 import whisper_encoder as WE  # noqa: E402
@@ -297,7 +297,7 @@ def main():
     t.add_argument("--batch-frames", type=int, default=20000)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--noise", type=float, default=0.0)
-    t.add_argument("--lm", default=str(HERE.parent / "models" / "hark-charlm6.bin"))
+    t.add_argument("--lm", default=str(HERE.parent.parent / "models" / "hark-charlm6.bin"))
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--attention", default="full", help="use the features made with this --attention")

