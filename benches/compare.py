@@ -90,7 +90,7 @@ def main():
         f"{bench['peak_rss_kib'] / 1024:.0f} MB |",
         "",
         "hark's bundled model is trained on 8.8 h of synthetic speech only and is not yet a usable recognizer",
-        "(models/README.md): its WER is far behind the peers'; its cost figures are what the design buys.",
+        "(results/HISTORY.md): its WER is far behind the peers'; its cost figures are what the design buys.",
         "",
     ]
     (ROOT / "benches" / "RESULTS.md").write_text("\n".join(lines))

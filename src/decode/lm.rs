@@ -6,7 +6,7 @@
 use crate::error::{HarkError, Result};
 
 /// The LM built into the binary: a 6-gram over the training sentences of
-/// the bundled model (see models/README.md).
+/// the bundled model (see models/README.md, "hark-charlm6.bin").
 pub static BUNDLED_LM: &[u8] = include_bytes!("../../models/hark-charlm6.bin");
 pub const BUNDLED_LM_NAME: &str = "hark-charlm6 (bundled)";
 
