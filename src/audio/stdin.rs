@@ -490,7 +490,7 @@ fn parse_fmt(f: &[u8]) -> std::result::Result<RawSpec, String> {
             super::MAX_CHANNELS
         ));
     }
-    let container_bits = if channels > 0 && block_align % channels == 0 {
+    let container_bits = if block_align.is_multiple_of(channels) {
         (block_align / channels * 8) as u16
     } else {
         bits
