@@ -54,7 +54,7 @@ def measure(ds: int, run: pathlib.Path, corpus: str, max_synthetic: int, td: pat
     subprocess.run([PY, "train/export.py", "--ckpt", str(run / "last.pt"), "--out", str(model),
                     "--name", f"hark-wsm-ds{ds}-probe"], check=True, cwd=ROOT)
     bench = json.loads(subprocess.run(
-        [str(ROOT / "target/release/hark"), "bench", "--model", str(model), "--threads", "1", "--format", "json",
+        [str(ROOT / "target/release/hark"), "bench", "--model", str(model), "--format", "json",
          *BENCH_FILES], check=True, capture_output=True, text=True, cwd=ROOT).stdout)
     ev = td / f"ds{ds}.json"
     subprocess.run([PY, "train/evaluate.py", "--model", str(model), "--corpus", corpus, "--max-synthetic",

@@ -5,6 +5,7 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 Usage: sudo scripts/install.sh [--no-start] [--gpu] BINARY
+       sudo scripts/install.sh --no-service BINARY
 
 Install the hark binary BINARY (e.g. target/release/hark, or
 target/aarch64-unknown-linux-gnu/release/hark copied to the board) as a
@@ -23,6 +24,9 @@ show `systemctl status hark`. Set the capture device in /etc/default/hark
 Transcripts: `journalctl -u hark -f -o cat`.
 
 Options:
+  --no-service install the binary as /usr/local/bin/hark and nothing else
+               (no systemd needed); for your user alone, without root:
+               `cargo install --locked --path .` (~/.cargo/bin/hark)
   --no-start   install and enable, but do not start or restart the service
   --gpu        also install the GPU drop-in, which lets the service reach an
                NVIDIA GPU (Jetson or PC card); for a binary built with
@@ -41,6 +45,7 @@ die() {
 
 start=1
 gpu=0
+service=1
 bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +55,9 @@ while [ $# -gt 0 ]; do
         ;;
     --no-start)
         start=0
+        ;;
+    --no-service)
+        service=0
         ;;
     --gpu)
         gpu=1
@@ -80,6 +88,7 @@ fi
     die "no BINARY given"
 }
 
+[ "$service" -eq 1 ] || [ "$gpu" -eq 0 ] || die "--gpu is for the service; not with --no-service"
 [ "$(id -u)" -eq 0 ] || die "must run as root: sudo $0 $bin"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,7 +104,13 @@ gpuconf="$here/systemd/hark-gpu.conf"
 # Catches a binary built for another architecture before it is installed.
 version="$("$bin" --version 2>&1)" || die "$bin does not run here: $version"
 
-command -v systemctl >/dev/null 2>&1 || die "systemctl not found: this needs systemd"
+if [ "$service" -eq 0 ]; then
+    install -D -m 0755 "$bin" /usr/local/bin/hark
+    echo "installed $version as /usr/local/bin/hark"
+    exit 0
+fi
+
+command -v systemctl >/dev/null 2>&1 || die "systemctl not found: this needs systemd (or use --no-service)"
 [ -d /run/systemd/system ] || die "systemd is not running on this machine (PID 1)"
 getent group audio >/dev/null ||
     echo "install.sh: warning: no 'audio' group; the service may not be able to open /dev/snd" >&2

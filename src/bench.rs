@@ -132,6 +132,7 @@ pub struct BenchReport {
     pub model_macs_per_second: u64,
     pub chunk_ms: f64,
     pub period_ms: u32,
+    /// Inference threads: tract runs the model on the calling thread.
     pub threads: usize,
     pub load_ms: f64,
     pub audio_s: f64,
@@ -168,13 +169,7 @@ pub fn run(
     load: impl FnOnce() -> Result<(Arc<Model>, StreamConfig)>,
     audio: &[BenchAudio],
     period_ms: Option<u32>,
-    threads: usize,
 ) -> Result<BenchReport> {
-    if threads != 1 {
-        return Err(HarkError::Config(
-            "--threads: this build runs tract single-threaded; only 1 is supported".into(),
-        ));
-    }
     let t = Instant::now();
     let (model, cfg) = load()?;
     let load_ms = ms(t.elapsed());
@@ -214,7 +209,7 @@ pub fn run(
         model_macs_per_second: model.info.macs_per_second,
         chunk_ms,
         period_ms,
-        threads,
+        threads: 1,
         load_ms,
         audio_s,
         compute_s: acc.compute_s,

@@ -41,12 +41,34 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct BackendArgs {
-    /// Where the model runs: `cuda` is the NVIDIA GPU (needs a binary built
-    /// with the `cuda` feature and a working driver, else exit 2), `auto`
-    /// the GPU when usable and the CPU otherwise.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    /// Where the model runs: `cpu`; `cuda`, the NVIDIA GPU (needs a binary
+    /// built with `--features cuda` for CUDA 12.6 or `--features cuda13`
+    /// for CUDA 13, and a working driver; else exit 2); `auto`, the GPU
+    /// when usable and the CPU otherwise.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto, long_help = BACKEND_LONG_HELP)]
     pub backend: BackendChoice,
 }
+
+/// `--help` for `--backend`: also says what this binary was built with.
+macro_rules! backend_help {
+    ($built:literal) => {
+        concat!(
+            "Where the model runs: `cpu`; `cuda`, the NVIDIA GPU (needs a binary built with ",
+            "`--features cuda` for CUDA 12.6 or `--features cuda13` for CUDA 13, and a working ",
+            "driver; else exit 2); `auto`, the GPU when usable and the CPU otherwise. ",
+            "This binary: ",
+            $built
+        )
+    };
+}
+
+#[cfg(feature = "cuda13")]
+const BACKEND_LONG_HELP: &str = backend_help!("built with `cuda13` (CUDA 13).");
+#[cfg(all(feature = "cuda", not(feature = "cuda13")))]
+const BACKEND_LONG_HELP: &str = backend_help!("built with `cuda` (CUDA 12.6).");
+#[cfg(not(any(feature = "cuda", feature = "cuda13")))]
+const BACKEND_LONG_HELP: &str =
+    backend_help!("CPU only (built without `cuda` or `cuda13`), so `auto` is `cpu`.");
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -65,9 +87,6 @@ pub struct DecodeArgs {
     /// Longest utterance before a final is forced, in milliseconds.
     #[arg(long, default_value_t = 20_000)]
     pub max_utterance_ms: u32,
-    /// Also print partial hypotheses while speech goes on.
-    #[arg(long)]
-    pub partials: bool,
     /// Character language model for the beam search (`train/charlm.py
     /// export`); the bundled one when omitted.
     #[arg(long, conflicts_with = "no_lm")]
@@ -75,7 +94,8 @@ pub struct DecodeArgs {
     /// Decode greedily, without a language model (faster, more word errors).
     #[arg(long)]
     pub no_lm: bool,
-    /// Beam width of the LM beam search; the LM file's tuned value when omitted.
+    /// Beam width of the LM beam search [default: the LM file's tuned
+    /// width; 16 for the bundled LM, `hark model` prints it].
     #[arg(long, conflicts_with = "no_lm")]
     pub beam: Option<usize>,
 }
@@ -92,6 +112,9 @@ pub struct TranscribeArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    /// Also print partial hypotheses while speech goes on (text: on stderr).
+    #[arg(long)]
+    pub partials: bool,
     /// Output format: text (one line per utterance), jsonl, or tsv (FILE<TAB>TRANSCRIPT).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -104,7 +127,8 @@ pub struct TranscribeArgs {
     /// Sample format of raw PCM on stdin.
     #[arg(long, value_enum, default_value_t = SampleFormatArg::S16le)]
     pub sample_format: SampleFormatArg,
-    /// WAV files; `-` reads raw PCM from stdin.
+    /// WAV files; `-` reads stdin: a WAV stream when it starts with a WAV
+    /// header, raw PCM as --rate/--channels/--sample-format say otherwise.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -115,12 +139,31 @@ pub struct ListenArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    /// Also print partial hypotheses while speech goes on (text: on stderr).
+    #[arg(long)]
+    pub partials: bool,
     /// ALSA capture device (see `hark devices`).
     #[arg(long, default_value = "default")]
     pub device: String,
-    /// Output format: text or jsonl.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format: text (one line per utterance) or jsonl.
+    #[arg(long, value_enum, default_value_t = ListenFormat::Text)]
+    pub format: ListenFormat,
+}
+
+/// `listen`'s output formats (TSV is one line per file: `transcribe` only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListenFormat {
+    Text,
+    Jsonl,
+}
+
+impl From<ListenFormat> for Format {
+    fn from(f: ListenFormat) -> Format {
+        match f {
+            ListenFormat::Text => Format::Text,
+            ListenFormat::Jsonl => Format::Jsonl,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -133,12 +176,10 @@ pub enum BenchFormat {
 pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Endpoint rules, as for listen (partials are always on).
+    /// Endpoint rules and decoding, as for listen (partials are always
+    /// measured; the model runs on one thread).
     #[command(flatten)]
     pub decode: DecodeArgs,
-    /// Inference threads (tract runs single-threaded in this build: 1).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
     /// Audio delivered per push, in milliseconds, as a sound card's period;
     /// the model's chunk size when omitted.
     #[arg(long)]

@@ -10,7 +10,8 @@ use crate::error::{HarkError, Result};
 use crate::model::ModelInfo;
 use crate::stream::{LmDecoding, StreamConfig};
 
-pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
+/// The stream configuration for `d`, with partial hypotheses when `partials`.
+pub fn stream_config(d: &DecodeArgs, partials: bool) -> Result<StreamConfig> {
     if d.endpoint_silence_ms < 40 {
         return Err(HarkError::Config(
             "--endpoint-silence-ms must be at least 40".into(),
@@ -34,7 +35,7 @@ pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
             trailing_silence_ms: d.endpoint_silence_ms,
             max_utterance_ms: d.max_utterance_ms,
         },
-        partials: d.partials,
+        partials,
         lm: None,
     })
 }
@@ -45,6 +46,7 @@ pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
 /// does not cover them is a configuration error.
 pub fn language_model(d: &DecodeArgs, model: &ModelInfo) -> Result<Option<LmDecoding>> {
     if d.no_lm {
+        log::info!("decoding: greedy, no language model (--no-lm)");
         return Ok(None);
     }
     let lm = match &d.lm {
@@ -71,6 +73,15 @@ pub fn language_model(d: &DecodeArgs, model: &ModelInfo) -> Result<Option<LmDeco
     if let Some(b) = d.beam {
         tuning.beam = b;
     }
+    log::info!(
+        "decoding: beam {}{} with language model {} (character {}-gram, LM weight {}, bonus {} per character)",
+        tuning.beam,
+        if d.beam.is_some() { " (--beam)" } else { "" },
+        lm.source,
+        lm.order(),
+        tuning.alpha,
+        tuning.beta
+    );
     Ok(Some(LmDecoding {
         lm: Arc::new(lm),
         tuning,

@@ -3,7 +3,10 @@
 //! `stop` is set (SIGINT/SIGTERM), then drains the ring, flushes the open
 //! utterance and returns. Overruns of the ring are reported as gaps at the
 //! point of the stream where audio was lost, and warned about at most every
-//! 5 s. The recognizer loop allocates its buffers once, before it starts.
+//! 5 s. A source that delivers audio much faster than real time (an ALSA
+//! `null` or `file` PCM: no sound card clock) is reported once; its dropped
+//! audio is then not marked as gaps (they would be hours of "lost" time).
+//! The recognizer loop allocates its buffers once, before it starts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,6 +23,8 @@ use crate::stream::{Event, StreamConfig};
 
 pub struct ListenReport {
     pub dropped_samples: u64,
+    /// The source delivered audio much faster than real time.
+    pub unpaced: bool,
     pub xruns: u64,
     pub device_rate: u32,
     pub device_channels: usize,
@@ -27,6 +32,12 @@ pub struct ListenReport {
 
 /// How often a persistent ring overrun is reported.
 const OVERRUN_WARNING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A source is unpaced when it has delivered more than this many times the
+/// audio that real time allows since capture started, plus `UNPACED_SLACK_S`
+/// (a sound card delivers its buffer, 160 ms here, at once at the start).
+const UNPACED_FACTOR: f64 = 2.0;
+const UNPACED_SLACK_S: f64 = 1.0;
 
 /// Capture from `device` and recognize until `stop` is set; `on_ready` is
 /// called once the device is open and the model loaded (readiness). Under
@@ -63,6 +74,11 @@ pub fn listen(
         rate,
         stats: &stats,
         consumed: 0,
+        pacing: Pacing {
+            device,
+            started: Instant::now(),
+            unpaced: false,
+        },
     };
     let mut warned = Warned {
         dropped: 0,
@@ -95,7 +111,9 @@ pub fn listen(
                 }
             }
             watchdog.feed();
-            warned.check(&stats, channels, rate);
+            if !bufs.pacing.check(&stats, channels, rate) {
+                warned.check(&stats, channels, rate);
+            }
             let n = match reader.read(&mut raw, channels, |item| {
                 bufs.feed(item, &mut rec, &mut on_event)
             }) {
@@ -135,6 +153,7 @@ pub fn listen(
     }
     Ok(ListenReport {
         dropped_samples: stats.dropped_samples.load(Ordering::Relaxed),
+        unpaced: bufs.pacing.unpaced,
         xruns: stats.xruns.load(Ordering::Relaxed),
         device_rate: rate,
         device_channels: channels,
@@ -173,6 +192,34 @@ impl Warned {
     }
 }
 
+/// Whether the source keeps to real time (a sound card) or not.
+struct Pacing<'a> {
+    device: &'a str,
+    started: Instant,
+    unpaced: bool,
+}
+
+impl Pacing<'_> {
+    /// True once the source is known to be unpaced (reported the first time).
+    fn check(&mut self, stats: &RingStats, channels: usize, rate: u32) -> bool {
+        if self.unpaced {
+            return true;
+        }
+        let samples = stats.pushed_samples.load(Ordering::Relaxed)
+            + stats.dropped_samples.load(Ordering::Relaxed);
+        let audio_s = samples as f64 / channels.max(1) as f64 / rate.max(1) as f64;
+        let wall_s = self.started.elapsed().as_secs_f64();
+        if audio_s > UNPACED_FACTOR * wall_s + UNPACED_SLACK_S {
+            self.unpaced = true;
+            log::warn!(
+                "capture device `{}` is not paced: it delivered {audio_s:.0} s of audio in {wall_s:.1} s (an ALSA `null` or `file` PCM, not a sound card?); audio the recognizer cannot keep up with is dropped and not reported as gaps, so timestamps count only the audio recognized",
+                self.device
+            );
+        }
+        self.unpaced
+    }
+}
+
 /// Conversion buffers of the recognizer thread, allocated once.
 struct Buffers<'a> {
     interleaved: Vec<f32>,
@@ -182,6 +229,7 @@ struct Buffers<'a> {
     stats: &'a RingStats,
     /// Samples taken from the ring so far (gaps excluded, like `pushed_samples`).
     consumed: u64,
+    pacing: Pacing<'a>,
 }
 
 impl Buffers<'_> {
@@ -193,7 +241,10 @@ impl Buffers<'_> {
     ) -> Result<()> {
         match item {
             RingItem::Gap(samples) => {
-                rec.note_gap(samples / self.channels as u64, self.rate);
+                // an unpaced source lost no real time: nothing to mark
+                if !self.pacing.check(self.stats, self.channels, self.rate) {
+                    rec.note_gap(samples / self.channels as u64, self.rate);
+                }
                 Ok(())
             }
             RingItem::Samples(raw) => {

@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use hark::audio::stdin::{RawFormat, RawSource};
-use hark::audio::wav::WavSource;
+use hark::audio::stdin::{RawFormat, RawSource, RawSpec};
 use hark::audio::SampleSource;
 use hark::backend::Backend;
 use hark::bench::BenchAudio;
-use hark::cli::{BenchFormat, Cli, Command, ModelArgs, SampleFormatArg};
+use hark::cli::{BenchFormat, Cli, Command, ModelArgs, SampleFormatArg, TranscribeArgs};
 use hark::error::{HarkError, Result};
 use hark::model::{read_info, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME};
 use hark::output::{Format, Output};
@@ -24,6 +23,7 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("HARK_LOG", "warn"))
         .format_timestamp(None)
         .init();
+    hark::audio::alsa::quiet_library_errors();
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -38,15 +38,60 @@ fn main() {
         }
     }
     let code = match run(cli, &stop) {
-        Ok(()) => 0,
+        Ok(Done::Ok) => 0,
+        // each was reported when it was met
+        Ok(Done::InputsFailed) => 2,
         Err(HarkError::OutputClosed) => 0,
         Err(e) => {
-            // not eprintln!: it panics when stderr is closed
-            let _ = writeln!(std::io::stderr(), "hark: {e}");
+            report(&e);
             e.exit_code()
         }
     };
     std::process::exit(code);
+}
+
+/// How a run that did not fail ended.
+enum Done {
+    Ok,
+    /// Some of several inputs could not be read (each reported), the
+    /// others were transcribed: exit 2, as for one bad input.
+    InputsFailed,
+}
+
+/// An error as its one line on stderr.
+fn report(e: &HarkError) {
+    // not eprintln!: it panics when stderr is closed
+    let _ = writeln!(std::io::stderr(), "hark: {e}");
+}
+
+fn with_label(label: &str, m: String) -> String {
+    if m.starts_with(label) {
+        m
+    } else {
+        format!("{label}: {m}")
+    }
+}
+
+/// `-` (stdin: WAV when it starts with a WAV header, raw PCM as the flags
+/// say otherwise) or a WAV file.
+fn open_input(file: &std::path::Path, a: &TranscribeArgs) -> Result<Box<dyn SampleSource>> {
+    if file.as_os_str() != "-" {
+        return hark::audio::wav::open(file);
+    }
+    let format = match a.sample_format {
+        SampleFormatArg::S16le => RawFormat::S16Le,
+        SampleFormatArg::F32le => RawFormat::F32Le,
+    };
+    let spec = RawSpec {
+        rate: a.rate,
+        channels: a.channels as usize,
+        format,
+    };
+    Ok(Box::new(RawSource::detect(
+        std::io::stdin().lock(),
+        "stdin",
+        spec,
+    )?))
 }
 
 /// Make `sig` interrupt blocking system calls (EINTR) instead of restarting
@@ -78,12 +123,12 @@ fn load_model(args: &ModelArgs) -> Result<Arc<Model>> {
     Model::load(args.model.as_deref(), args.backend.backend)
 }
 
-fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
+fn run(cli: Cli, stop: &AtomicBool) -> Result<Done> {
     match cli.command {
         Command::Transcribe(a) => {
-            let cfg = hark::config::stream_config(&a.decode)?;
+            let cfg = hark::config::stream_config(&a.decode, a.partials)?;
             log::info!("config: {cfg:?}");
-            if a.format == Format::Tsv && a.decode.partials {
+            if a.format == Format::Tsv && a.partials {
                 return Err(HarkError::Config(
                     "--partials cannot be used with --format tsv".into(),
                 ));
@@ -95,34 +140,31 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
             };
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(std::io::BufWriter::new(stdout), a.format);
+            let multi = a.files.len() > 1;
+            // An input that cannot be read is reported (one line) and the
+            // others are transcribed; the exit code is 2 at the end.
+            let mut failed = 0usize;
             for file in &a.files {
                 let label = file.display().to_string();
-                let mut source: Box<dyn SampleSource> = if label == "-" {
-                    let fmt = match a.sample_format {
-                        SampleFormatArg::S16le => RawFormat::S16Le,
-                        SampleFormatArg::F32le => RawFormat::F32Le,
-                    };
-                    Box::new(RawSource::new(
-                        std::io::stdin().lock(),
-                        a.rate,
-                        a.channels as usize,
-                        fmt,
-                    )?)
-                } else {
-                    Box::new(WavSource::open(file)?)
-                };
-                let multi = a.files.len() > 1;
-                hark::recognizer::run_source(&model, source.as_mut(), cfg.clone(), stop, |ev| {
-                    out.event(ev, multi.then_some(label.as_str()))
-                        .map_err(HarkError::from)
-                })
-                .map_err(|e| match e {
-                    HarkError::Input(m) if !m.starts_with(&label) => {
-                        HarkError::Input(format!("{label}: {m}"))
+                let transcribed = open_input(file, &a).and_then(|mut source| {
+                    hark::recognizer::run_source(&model, source.as_mut(), cfg.clone(), stop, |ev| {
+                        out.event(ev, multi.then_some(label.as_str()))
+                            .map_err(HarkError::from)
+                    })
+                });
+                match transcribed {
+                    Ok(()) => out.end_file(&label).map_err(HarkError::from)?,
+                    Err(HarkError::Input(m)) if multi => {
+                        failed += 1;
+                        // the transcripts before it go out first
+                        out.flush().map_err(HarkError::from)?;
+                        report(&HarkError::Input(with_label(&label, m)));
                     }
-                    other => other,
-                })?;
-                out.end_file(&label).map_err(HarkError::from)?;
+                    Err(HarkError::Input(m)) => {
+                        return Err(HarkError::Input(with_label(&label, m)))
+                    }
+                    Err(e) => return Err(e),
+                }
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
@@ -130,15 +172,14 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
             out.into_inner().flush().map_err(|e| match e.kind() {
                 std::io::ErrorKind::BrokenPipe => HarkError::OutputClosed,
                 _ => HarkError::Runtime(format!("writing output: {e}")),
-            })
+            })?;
+            if failed > 0 {
+                return Ok(Done::InputsFailed);
+            }
+            Ok(Done::Ok)
         }
         Command::Listen(a) => {
-            if a.format == Format::Tsv {
-                return Err(HarkError::Config(
-                    "listen writes text or jsonl, not tsv".into(),
-                ));
-            }
-            let cfg = hark::config::stream_config(&a.decode)?;
+            let cfg = hark::config::stream_config(&a.decode, a.partials)?;
             log::info!("config: {cfg:?}");
             let model = load_model(&a.model)?;
             let cfg = StreamConfig {
@@ -146,7 +187,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 ..cfg
             };
             let stdout = std::io::stdout().lock();
-            let mut out = Output::new(stdout, a.format);
+            let mut out = Output::new(stdout, a.format.into());
             let report = hark::listen::listen(
                 &model,
                 &a.device,
@@ -162,17 +203,23 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 },
                 |ev| out.event(ev, None).map_err(HarkError::from),
             )?;
-            if report.dropped_samples > 0 || report.xruns > 0 {
+            let frames = report.dropped_samples / report.device_channels.max(1) as u64;
+            let dropped_s = frames as f64 / report.device_rate.max(1) as f64;
+            if report.unpaced {
+                log::info!(
+                    "capture ended: {dropped_s:.1} s of the unpaced source's audio were not recognized"
+                );
+            } else if report.dropped_samples > 0 || report.xruns > 0 {
                 log::warn!(
-                    "capture ended with {} dropped samples and {} xruns",
+                    "capture ended with {dropped_s:.1} s of audio dropped ({} samples) and {} xruns",
                     report.dropped_samples,
                     report.xruns
                 );
             }
-            Ok(())
+            Ok(Done::Ok)
         }
         Command::Bench(a) => {
-            let cfg = hark::config::stream_config(&a.decode)?;
+            let cfg = hark::config::stream_config(&a.decode, true)?;
             let audio = if a.files.is_empty() {
                 vec![BenchAudio::bundled()?]
             } else {
@@ -180,7 +227,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                     .iter()
                     .map(|f| {
                         let label = f.display().to_string();
-                        BenchAudio::read(label, &mut WavSource::open(f)?)
+                        BenchAudio::read(label, hark::audio::wav::open(f)?.as_mut())
                     })
                     .collect::<Result<Vec<_>>>()?
             };
@@ -189,7 +236,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 let lm = hark::config::language_model(&a.decode, &model.info)?;
                 Ok((model, StreamConfig { lm, ..cfg }))
             };
-            let report = hark::bench::run(load, &audio, a.chunk_ms, a.threads)?;
+            let report = hark::bench::run(load, &audio, a.chunk_ms)?;
             let mut o = std::io::stdout().lock();
             match a.format {
                 BenchFormat::Table => hark::bench::write_table(&report, &mut o),
@@ -197,15 +244,30 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                     .map_err(std::io::Error::other)
                     .and_then(|_| writeln!(o)),
             }
-            .map_err(|_| HarkError::OutputClosed)
+            .map_err(|_| HarkError::OutputClosed)?;
+            Ok(Done::Ok)
         }
         Command::Devices => {
-            let devices = hark::audio::alsa::list_capture_devices()?;
+            let list = hark::audio::alsa::list_capture_devices()?;
             let mut o = std::io::stdout().lock();
-            for (name, desc) in devices {
+            for (name, desc) in &list.devices {
                 writeln!(o, "{name}\t{desc}").map_err(|_| HarkError::OutputClosed)?;
             }
-            Ok(())
+            if list.hardware == 0 {
+                let cards = match list.cards {
+                    0 => "ALSA finds no sound card".to_string(),
+                    n => format!("none of the {n} sound card(s) ALSA finds can capture"),
+                };
+                log::warn!(
+                    "no capture hardware: {cards}; {} (`null` captures silence, and `listen` needs a microphone)",
+                    if list.devices.is_empty() {
+                        "no capture PCM is defined either"
+                    } else {
+                        "the PCMs listed are software plugins"
+                    }
+                );
+            }
+            Ok(Done::Ok)
         }
         Command::Model { path, backend } => {
             let (bytes, source) = match &path {
@@ -230,7 +292,8 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 .all(|(i, t)| i == info.blank_id || bundled.symbol(t).is_some());
             let lm = lm_fits.then_some(&bundled);
             print_model(&source, bytes.len(), &info, backend, lm)
-                .map_err(|_| HarkError::OutputClosed)
+                .map_err(|_| HarkError::OutputClosed)?;
+            Ok(Done::Ok)
         }
     }
 }

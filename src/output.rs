@@ -86,6 +86,11 @@ impl<W: Write> Output<W> {
         }
     }
 
+    /// Push what is buffered to the writer (e.g. before a message on stderr).
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        self.w.flush().map_err(io)
+    }
+
     pub fn into_inner(self) -> W {
         self.w
     }

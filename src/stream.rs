@@ -225,7 +225,7 @@ impl Stream {
             core.fill = 0;
             core.run_chunk(events)?;
         }
-        core.end_utterance(events, true);
+        core.end_utterance(events);
         core.reset_model_state();
         self.frontend.reset();
         Ok(())
@@ -328,7 +328,7 @@ impl Core {
             !self.ctc.tokens.is_empty(),
         ) {
             Some(Endpoint::Final) => {
-                self.end_utterance(events, false);
+                self.end_utterance(events);
                 if self.model.info.reset_on_endpoint {
                     self.reset_model_state();
                 }
@@ -351,12 +351,14 @@ impl Core {
         }
     }
 
-    fn end_utterance(&mut self, events: &mut Vec<Event>, at_end: bool) {
+    fn end_utterance(&mut self, events: &mut Vec<Event>) {
         if let Some(b) = &mut self.beam {
             b.finalize();
         }
         self.render_current();
-        if !self.text.is_empty() || (at_end && self.gap_samples_pending > 0) {
+        // never an empty final (a gap still pending at the end of input is
+        // only in `listen`'s closing report)
+        if !self.text.is_empty() {
             let text = self.text.clone();
             let ev = self.event(EventKind::Final, text);
             events.push(ev);

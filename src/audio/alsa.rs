@@ -5,6 +5,8 @@
 //! its own thread: it reads periods into buffers allocated before the loop,
 //! pushes them into the SPSC ring, recovers xruns with prepare/start and
 //! counts them. It never allocates, locks, logs or waits on the consumer.
+//! `quiet_library_errors` keeps alsa-lib's own `ALSA lib ...` lines off
+//! stderr (hark reports each failure in one line of its own).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -111,6 +113,7 @@ pub fn capture_loop(
     stop: &AtomicBool,
     failed: &AtomicBool,
 ) {
+    drop_library_errors();
     let samples = cap.period_frames * cap.channels;
     // the only allocations of this thread, before the loop
     let mut period = vec![0i16; samples];
@@ -161,19 +164,101 @@ pub fn capture_loop(
     let _ = cap.pcm.drop();
 }
 
+/// Keep alsa-lib's error messages, which it prints to stderr as `ALSA lib
+/// file:line:(function) ...` before hark's own line about the same failure,
+/// off stderr for ALSA calls made on the calling thread (alsa-lib's
+/// handler is per thread). They are logged at debug level (`HARK_LOG=debug`)
+/// with where they come from and the error code; their formatted text is
+/// not rebuilt (that needs the C varargs).
+pub fn quiet_library_errors() {
+    // SAFETY: installs a function with the signature alsa-lib declares for
+    // its thread-local error handler; it only reads the two C strings and
+    // the error code it is given, and never the variadic argument list.
+    unsafe {
+        alsa_sys::snd_lib_error_set_local(Some(log_library_error));
+    }
+}
+
+/// `quiet_library_errors` for the capture thread: the messages are dropped
+/// (logging would allocate there).
+fn drop_library_errors() {
+    // SAFETY: as in `quiet_library_errors`; this handler reads nothing.
+    unsafe {
+        alsa_sys::snd_lib_error_set_local(Some(ignore_library_error));
+    }
+}
+
+unsafe extern "C" fn log_library_error(
+    file: *const std::ffi::c_char,
+    line: std::ffi::c_int,
+    function: *const std::ffi::c_char,
+    err: std::ffi::c_int,
+    _fmt: *const std::ffi::c_char,
+    _args: *mut alsa_sys::__va_list_tag,
+) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let text = |p: *const std::ffi::c_char| {
+        if p.is_null() {
+            std::borrow::Cow::Borrowed("?")
+        } else {
+            // SAFETY: alsa-lib passes NUL-terminated static strings
+            // (__FILE__, __func__) that outlive this call.
+            unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy()
+        }
+    };
+    let why = if err == 0 {
+        String::new()
+    } else {
+        format!(": {}", std::io::Error::from_raw_os_error(err.abs()))
+    };
+    log::debug!("alsa-lib: {} ({}:{line}){why}", text(function), text(file));
+}
+
+unsafe extern "C" fn ignore_library_error(
+    _file: *const std::ffi::c_char,
+    _line: std::ffi::c_int,
+    _function: *const std::ffi::c_char,
+    _err: std::ffi::c_int,
+    _fmt: *const std::ffi::c_char,
+    _args: *mut alsa_sys::__va_list_tag,
+) {
+}
+
 /// errno EINTR (4 on every Linux architecture).
 const EINTR: i32 = 4;
 
-/// Capture-capable PCM names and descriptions from ALSA's device hints.
-pub fn list_capture_devices() -> Result<Vec<(String, String)>> {
+/// What `hark devices` lists.
+pub struct DeviceList {
+    /// Capture-capable PCM names and descriptions (ALSA's device hints).
+    pub devices: Vec<(String, String)>,
+    /// Sound cards the kernel has.
+    pub cards: usize,
+    /// Entries of `devices` on a sound card (the rest are plugins such as
+    /// `null`, which need no hardware).
+    pub hardware: usize,
+}
+
+/// Capture-capable PCMs from ALSA's device hints, and how many of them are
+/// on a sound card.
+pub fn list_capture_devices() -> Result<DeviceList> {
     let hints = HintIter::new_str(None, "pcm")
         .map_err(|e| HarkError::Device(format!("cannot list ALSA devices: {e}")))?;
-    Ok(hints
+    let devices: Vec<(String, String)> = hints
         .filter(|h| h.direction != Some(Direction::Playback))
         .filter_map(|h| {
             let name = h.name?;
             let desc = h.desc.unwrap_or_default().replace('\n', " — ");
             Some((name, desc))
         })
-        .collect())
+        .collect();
+    // a card's PCMs are named with `CARD=`; plugins are not
+    let hardware = devices.iter().filter(|(n, _)| n.contains("CARD=")).count();
+    Ok(DeviceList {
+        devices,
+        // an error repeats (the iterator does not advance): stop at it
+        cards: alsa::card::Iter::new().take_while(|c| c.is_ok()).count(),
+        hardware,
+    })
 }

@@ -1,7 +1,9 @@
 //! WAV file source: 8/16/24/32-bit integer and 32-bit float PCM, any rate,
 //! any channel count (mixed down to mono). Reads block by block with one
 //! interleaved buffer; a file cut short is decoded up to the cut, with a
-//! warning, so nothing that is there is lost.
+//! warning, so nothing that is there is lost. `open` also takes the WAV
+//! encodings hound does not read (A-law, mu-law, 64-bit float) through the
+//! streaming WAV reader of `stdin.rs`, and names any other one it refuses.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -9,8 +11,41 @@ use std::path::Path;
 
 use hound::{SampleFormat, WavReader};
 
+use super::stdin::RawSource;
 use super::{mix_down, SampleSource};
 use crate::error::{HarkError, Result};
+
+/// Open a WAV file as a sample source: `WavSource` for what hound reads,
+/// the streaming reader for A-law, mu-law and 64-bit float. An empty file,
+/// a file without samples and an unsupported encoding are named as such.
+pub fn open(path: &Path) -> Result<Box<dyn SampleSource>> {
+    let name = path.display().to_string();
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(HarkError::Input(format!("{name}: empty file (0 bytes)")));
+    }
+    match WavReader::open(path) {
+        Ok(reader) => {
+            let w = WavSource::from_reader(reader, name)?;
+            if w.declared_samples() == 0 {
+                log::warn!("{}: no audio: the WAV has no samples", w.name);
+            }
+            Ok(Box::new(w))
+        }
+        // hound reads PCM and 32-bit float only; the streaming reader
+        // takes A-law, mu-law and 64-bit float, and names what it refuses
+        Err(e @ (hound::Error::Unsupported | hound::Error::FormatError(_))) => {
+            let file = File::open(path).map_err(|io| HarkError::Input(format!("{name}: {io}")))?;
+            match RawSource::wav(BufReader::new(file), &name) {
+                Ok(Some(raw)) => Ok(Box::new(raw)),
+                // a RIFF/WAVE file: its message names the encoding or the
+                // chunk at fault, where hound's says "ill-formed"
+                Err(refused) => Err(refused),
+                Ok(None) => Err(hound_error(&name, e)),
+            }
+        }
+        Err(e) => Err(hound_error(&name, e)),
+    }
+}
 
 pub struct WavSource {
     reader: WavReader<BufReader<File>>,
@@ -24,19 +59,27 @@ pub struct WavSource {
     truncated: bool,
 }
 
+fn hound_error(name: &str, e: hound::Error) -> HarkError {
+    match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            HarkError::Input(format!("{name}: no such file"))
+        }
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            HarkError::Input(format!("{name}: not a WAV file (too short for a header)"))
+        }
+        hound::Error::IoError(io) => HarkError::Input(format!("{name}: {io}")),
+        other => HarkError::Input(format!("{name}: not a readable WAV file: {other}")),
+    }
+}
+
 impl WavSource {
     pub fn open(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
-        let reader = WavReader::open(path).map_err(|e| match e {
-            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::NotFound => {
-                HarkError::Input(format!("{name}: no such file"))
-            }
-            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                HarkError::Input(format!("{name}: not a WAV file (too short for a header)"))
-            }
-            hound::Error::IoError(io) => HarkError::Input(format!("{name}: {io}")),
-            other => HarkError::Input(format!("{name}: not a readable WAV file: {other}")),
-        })?;
+        let reader = WavReader::open(path).map_err(|e| hound_error(&name, e))?;
+        Self::from_reader(reader, name)
+    }
+
+    fn from_reader(reader: WavReader<BufReader<File>>, name: String) -> Result<Self> {
         let spec = reader.spec();
         if spec.channels == 0 || spec.sample_rate == 0 {
             return Err(HarkError::Input(format!(

@@ -291,3 +291,113 @@ fn sigterm_ends_a_read_of_a_stalled_stdin_and_flushes() {
         "{lines:?}"
     );
 }
+
+/// `hark SUB --help`.
+fn help(sub: &str) -> String {
+    let o = run(&[sub, "--help"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    stdout(&o)
+}
+
+// The README's usage block and `--help` drifted apart (`listen --format`
+// offered tsv, `bench --threads` accepted only 1, `bench --partials` did
+// nothing). Every flag the README's usage block names is in that
+// subcommand's help, and the formats each offers are the same.
+#[test]
+fn the_readme_usage_block_agrees_with_the_help() {
+    let readme = std::fs::read_to_string(crate::util::repo().join("README.md")).expect("README");
+    let block = readme
+        .split("## Usage")
+        .nth(1)
+        .and_then(|s| s.split("```").nth(1))
+        .expect("a code block under ## Usage");
+    let mut seen = 0;
+    for line in block.lines().filter(|l| l.starts_with("hark ")) {
+        let sub = line.split_whitespace().nth(1).expect("subcommand");
+        let h = help(sub);
+        for flag in line
+            .split(|c: char| c.is_whitespace() || "[]|".contains(c))
+            .filter(|w| w.starts_with("--"))
+        {
+            assert!(
+                h.contains(flag),
+                "README: `{line}`: {flag} is not in `hark {sub} --help`"
+            );
+        }
+        if let Some(formats) = line.split("--format ").nth(1) {
+            let formats = formats.split(']').next().unwrap_or("");
+            let offered = h
+                .lines()
+                .skip_while(|l| !l.contains("--format"))
+                .find(|l| l.contains("possible values"))
+                .unwrap_or_else(|| panic!("`hark {sub} --help` lists no --format values"));
+            for f in formats.split('|') {
+                assert!(offered.contains(f), "{sub}: README offers {f}: {offered}");
+            }
+            let n = offered.matches(',').count() + 1;
+            assert_eq!(
+                formats.split('|').count(),
+                n,
+                "{sub}: README {formats} vs {offered}"
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "usage block: {block}");
+    let bench = help("bench");
+    assert!(
+        !bench.contains("--threads") && !bench.contains("--partials"),
+        "{bench}"
+    );
+    assert!(!help("listen").contains("tsv"), "{}", help("listen"));
+    // --backend names both GPU builds and says what this one is
+    let h = help("transcribe");
+    assert!(h.contains("cuda13") && h.contains("This binary:"), "{h}");
+    // the bundled LM's beam width, stated in the help as in the README
+    let beam = hark::decode::lm::CharLm::bundled().expect("LM").tuning.beam;
+    assert!(h.contains(&format!("{beam} for the bundled LM")), "{h}");
+    assert!(
+        readme.contains(&format!("beam {beam}")),
+        "README and beam {beam}"
+    );
+}
+
+#[test]
+fn hark_log_info_reports_the_language_model_in_use() {
+    let wav = crate::util::data("e2e/e2e-4-flite-rms.wav");
+    let wav = wav.to_str().expect("utf8");
+    let lm = hark::decode::lm::CharLm::bundled().expect("LM");
+    for (extra, want) in [
+        (
+            vec![],
+            format!(
+                "decoding: beam {} with language model {} (character {}-gram",
+                lm.tuning.beam,
+                lm.source,
+                lm.order()
+            ),
+        ),
+        (
+            vec!["--beam", "4"],
+            format!(
+                "decoding: beam 4 (--beam) with language model {}",
+                lm.source
+            ),
+        ),
+        (
+            vec!["--no-lm"],
+            "decoding: greedy, no language model (--no-lm)".to_string(),
+        ),
+    ] {
+        let o = hark()
+            .args(["transcribe"])
+            .args(&extra)
+            .arg(wav)
+            .env("HARK_LOG", "info")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&want), "{extra:?}: {}", stderr(&o));
+    }
+}

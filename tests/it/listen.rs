@@ -62,12 +62,59 @@ fn nonexistent_device_is_exit_2_with_a_clear_message() {
         .expect("run");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    // alsa-lib prints its own diagnostics first; hark's one line comes last
-    let last = err.trim().lines().last().unwrap_or("");
+    // Regression: alsa-lib's own `ALSA lib ...` lines came first; its error
+    // handler is silenced now, so hark's line is the only one.
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        last.starts_with("hark: ") && last.contains("NoSuchCard") && last.contains("cannot open"),
+        err.starts_with("hark: ") && err.contains("NoSuchCard") && err.contains("cannot open"),
         "{err}"
     );
+}
+
+/// The ALSA PCM config that defines `pcm.harktest` as the `null` plugin
+/// (captures silence as fast as it is read).
+fn null_config(dir: &Path) -> std::path::PathBuf {
+    let conf = dir.join("asound.conf");
+    std::fs::write(
+        &conf,
+        "</usr/share/alsa/alsa.conf>\npcm.harktest {\n  type null\n}\n",
+    )
+    .expect("write conf");
+    conf
+}
+
+// Regression: on a source that delivers audio faster than real time (no
+// sound card clock), the ring overran all the time, and hark printed one
+// overrun warning every 5 s, finals with gaps of hundreds of thousands of
+// seconds, and at the end an empty final carrying the last gap.
+#[test]
+fn an_unpaced_source_is_reported_once_and_gives_no_empty_final() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let conf = null_config(dir.path());
+    for format in ["jsonl", "text"] {
+        let child = hark()
+            .args(["listen", "--device", "harktest", "--format", format])
+            .env("ALSA_CONFIG_PATH", &conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_secs(6));
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let o = child.wait_with_output().expect("wait");
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        // silence: no transcript at all, and certainly no empty line
+        assert_eq!(out, "", "{format}: {err}");
+        let reports: Vec<&str> = err.lines().filter(|l| l.contains("not paced")).collect();
+        assert_eq!(reports.len(), 1, "{err}");
+        assert!(reports[0].contains("`harktest`"), "{err}");
+        assert!(!err.contains("overrun"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }
 
 /// The events of `hark transcribe --partials --format jsonl` on the same
@@ -123,9 +170,21 @@ fn listen_on_an_alsa_file_pcm_gives_the_same_events_as_transcribe() {
         "the model gives no final on this speech: {want:?}"
     );
     assert_eq!(got, want, "listen:\n{out}\nstderr:\n{err}");
-    // the overrun is reported once (rate-limited), not once per period
-    let warnings = err.lines().filter(|l| l.contains("overrun")).count();
-    assert!(warnings <= 2, "{err}");
+    // the unpaced source is reported once, not as overruns; after the
+    // file, nothing is stamped later than the audio read could reach
+    assert_eq!(
+        err.lines().filter(|l| l.contains("not paced")).count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("overrun"), "{err}");
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+        assert!(v.get("gap_ms").is_none(), "{line}");
+        if v["type"] == "final" {
+            assert_ne!(v["text"], "", "{line}");
+        }
+    }
 }
 
 // The capture thread allocates its period buffer before its loop and
@@ -175,4 +234,24 @@ fn the_capture_loop_does_not_allocate() {
     assert!(!failed.load(Ordering::Relaxed));
     assert!(periods > 1000, "only {periods} periods captured");
     assert!(calls <= 2, "{calls} allocations for {periods} periods");
+}
+
+// `hark devices` on a machine without a sound card listed ALSA's plugins
+// (`null`, `pulse`, ...) as if they were microphones, and said nothing
+// else. The kernel's own list of PCMs (/proc/asound/pcm) is the reference.
+#[test]
+fn devices_says_when_there_is_no_capture_hardware() {
+    let o = crate::util::run(&["devices"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let capture = std::fs::read_to_string("/proc/asound/pcm")
+        .map(|pcms| pcms.lines().any(|l| l.contains("capture")))
+        .unwrap_or(false);
+    if capture {
+        assert!(!err.contains("no capture hardware"), "{err}");
+    } else {
+        assert!(err.contains("no capture hardware"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert!(!err.contains("ALSA lib"), "{err}");
 }

@@ -14,12 +14,11 @@ pub fn config(model: &Model, partials: bool, lm: bool) -> StreamConfig {
     let d = DecodeArgs {
         endpoint_silence_ms: 800,
         max_utterance_ms: 20_000,
-        partials,
         lm: None,
         no_lm: !lm,
         beam: None,
     };
-    let cfg = hark::config::stream_config(&d).expect("default config");
+    let cfg = hark::config::stream_config(&d, partials).expect("default config");
     StreamConfig {
         lm: hark::config::language_model(&d, &model.info).expect("bundled LM"),
         ..cfg
