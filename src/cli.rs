@@ -80,6 +80,22 @@ pub struct DecodeArgs {
     pub beam: Option<usize>,
 }
 
+/// Voice commands: decoding constrained to a phrase file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PhraseArgs {
+    /// Decode only the phrases in FILE (voice commands): one per line,
+    /// `(a|b)` a choice, `[word]` optional, `{number}` a number slot
+    /// ("twenty five" -> 25). Finals become `command` events, or
+    /// `rejected` ones (not printed in text format). The LM is not used;
+    /// `--beam` sets the search's width (default 16).
+    #[arg(long, value_name = "FILE", conflicts_with = "lm")]
+    pub phrases: Option<PathBuf>,
+    /// With --phrases: reject a command whose confidence (0 to 1) is below
+    /// this [default: 0.5, see benches/RESULTS.md].
+    #[arg(long, value_name = "CONFIDENCE", requires = "phrases")]
+    pub reject: Option<f64>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SampleFormatArg {
     S16le,
@@ -92,6 +108,8 @@ pub struct TranscribeArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub phrases: PhraseArgs,
     /// Output format: text (one line per utterance), jsonl, or tsv (FILE<TAB>TRANSCRIPT).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -115,6 +133,8 @@ pub struct ListenArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub phrases: PhraseArgs,
     /// ALSA capture device (see `hark devices`).
     #[arg(long, default_value = "default")]
     pub device: String,
@@ -136,6 +156,8 @@ pub struct BenchArgs {
     /// Endpoint rules, as for listen (partials are always on).
     #[command(flatten)]
     pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub phrases: PhraseArgs,
     /// Inference threads (tract runs single-threaded in this build: 1).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,

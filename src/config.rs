@@ -3,12 +3,19 @@
 
 use std::sync::Arc;
 
-use crate::cli::DecodeArgs;
+use crate::cli::{DecodeArgs, PhraseArgs};
 use crate::decode::endpoint::EndpointConfig;
 use crate::decode::lm::CharLm;
+use crate::decode::phrases::Phrases;
 use crate::error::{HarkError, Result};
 use crate::model::ModelInfo;
-use crate::stream::{LmDecoding, StreamConfig};
+use crate::stream::{CommandDecoding, LmDecoding, StreamConfig};
+
+/// `--reject` when not given: chosen on a tuning set of real recordings
+/// disjoint from the reported ones (benches/commands.py, benches/RESULTS.md).
+pub const DEFAULT_REJECT: f64 = 0.5;
+/// `--beam` of the phrase search when not given.
+pub const DEFAULT_PHRASE_BEAM: usize = 16;
 
 pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
     if d.endpoint_silence_ms < 40 {
@@ -36,6 +43,7 @@ pub fn stream_config(d: &DecodeArgs) -> Result<StreamConfig> {
         },
         partials: d.partials,
         lm: None,
+        commands: None,
     })
 }
 
@@ -75,4 +83,55 @@ pub fn language_model(d: &DecodeArgs, model: &ModelInfo) -> Result<Option<LmDeco
         lm: Arc::new(lm),
         tuning,
     }))
+}
+
+/// Phrase-constrained decoding from `--phrases` for `model`'s tokens, or
+/// None without the flag. A phrase file that cannot be read or compiled
+/// is a configuration error naming the file (and line and column).
+pub fn commands(
+    p: &PhraseArgs,
+    d: &DecodeArgs,
+    model: &ModelInfo,
+) -> Result<Option<CommandDecoding>> {
+    let Some(path) = &p.phrases else {
+        return Ok(None);
+    };
+    let reject = p.reject.unwrap_or(DEFAULT_REJECT);
+    if !(0.0..=1.0).contains(&reject) {
+        return Err(HarkError::Config("--reject must be between 0 and 1".into()));
+    }
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| HarkError::Config(format!("cannot read phrases {name}: {e}")))?;
+    let phrases = Phrases::compile(&name, &text, &model.tokens, model.blank_id)?;
+    log::info!(
+        "phrases: {} from {name}, {} automaton states",
+        phrases.len(),
+        phrases.states()
+    );
+    Ok(Some(CommandDecoding {
+        phrases: Arc::new(phrases),
+        beam: d.beam.unwrap_or(DEFAULT_PHRASE_BEAM),
+        reject,
+    }))
+}
+
+/// The decoding of `model`'s output: phrases (`--phrases`), else the
+/// language model (see `language_model`), into `cfg`.
+pub fn decoding(
+    cfg: StreamConfig,
+    p: &PhraseArgs,
+    d: &DecodeArgs,
+    model: &ModelInfo,
+) -> Result<StreamConfig> {
+    let commands = commands(p, d, model)?;
+    let lm = match commands {
+        Some(_) => None,
+        None => language_model(d, model)?,
+    };
+    Ok(StreamConfig {
+        lm,
+        commands,
+        ..cfg
+    })
 }

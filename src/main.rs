@@ -18,7 +18,6 @@ use hark::cli::{BenchFormat, Cli, Command, ModelArgs, SampleFormatArg};
 use hark::error::{HarkError, Result};
 use hark::model::{read_info, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME};
 use hark::output::{Format, Output};
-use hark::stream::StreamConfig;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("HARK_LOG", "warn"))
@@ -89,10 +88,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
                 ));
             }
             let model = load_model(&a.model)?;
-            let cfg = StreamConfig {
-                lm: hark::config::language_model(&a.decode, &model.info)?,
-                ..cfg
-            };
+            let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(std::io::BufWriter::new(stdout), a.format);
             for file in &a.files {
@@ -141,10 +137,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
             let cfg = hark::config::stream_config(&a.decode)?;
             log::info!("config: {cfg:?}");
             let model = load_model(&a.model)?;
-            let cfg = StreamConfig {
-                lm: hark::config::language_model(&a.decode, &model.info)?,
-                ..cfg
-            };
+            let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(stdout, a.format);
             let report = hark::listen::listen(
@@ -186,8 +179,8 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<()> {
             };
             let load = || {
                 let model = load_model(&a.model)?;
-                let lm = hark::config::language_model(&a.decode, &model.info)?;
-                Ok((model, StreamConfig { lm, ..cfg }))
+                let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
+                Ok((model, cfg))
             };
             let report = hark::bench::run(load, &audio, a.chunk_ms, a.threads)?;
             let mut o = std::io::stdout().lock();
