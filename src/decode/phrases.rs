@@ -427,7 +427,7 @@ impl Phrases {
             accepting: Vec::new(),
             out: Vec::new(),
         };
-        out.determinize(&nfa, start, end, space, &|c| id_of(c))?;
+        out.determinize(&nfa, start, end, space, &id_of)?;
         Ok(out)
     }
 

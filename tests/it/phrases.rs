@@ -144,13 +144,13 @@ fn spell(n: u32) -> String {
     let below = |n: u32| -> String {
         match n {
             0..=19 => units[n as usize].to_string(),
-            _ if n % 10 == 0 => tens[(n / 10) as usize].to_string(),
+            _ if n.is_multiple_of(10) => tens[(n / 10) as usize].to_string(),
             _ => format!("{} {}", tens[(n / 10) as usize], units[(n % 10) as usize]),
         }
     };
     match n {
         0..=99 => below(n),
-        _ if n % 100 == 0 => format!("{} hundred", units[(n / 100) as usize]),
+        _ if n.is_multiple_of(100) => format!("{} hundred", units[(n / 100) as usize]),
         _ => format!("{} hundred {}", units[(n / 100) as usize], below(n % 100)),
     }
 }
@@ -165,7 +165,7 @@ fn number_slots_cover_zero_to_nine_hundred_ninety_nine() {
         assert!(accepts(&p, &text), "{text:?}");
         let m = p.matches(&text).expect("match");
         assert_eq!(m.slots[0].value, n, "{text}");
-        if n > 100 && n % 100 != 0 {
+        if n > 100 && !n.is_multiple_of(100) {
             let with_and = text.replacen("hundred", "hundred and", 1);
             assert!(accepts(&p, &with_and), "{with_and:?}");
             assert_eq!(p.matches(&with_and).expect("match").slots[0].value, n);
@@ -376,12 +376,10 @@ fn home_commands_are_recognized_and_other_speech_rejected() {
     let cfg = commands_config(&home_text(), hark::config::DEFAULT_REJECT);
     let run = |name: &str| {
         let audio = crate::util::wav_samples(&format!("e2e/{name}"));
-        let evs = events(cfg.clone(), &audio, None);
-        let finals: Vec<Event> = evs
+        events(cfg.clone(), &audio, None)
             .into_iter()
             .filter(|e| e.kind == EventKind::Final)
-            .collect();
-        finals
+            .collect::<Vec<Event>>()
     };
     let one = |name: &str| {
         let f = run(name);
