@@ -91,7 +91,7 @@ pub struct PhraseArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "lm")]
     pub phrases: Option<PathBuf>,
     /// With --phrases: reject a command whose confidence (0 to 1) is below
-    /// this [default: 0.5, see benches/RESULTS.md].
+    /// this [default: 0.01, provisional].
     #[arg(long, value_name = "CONFIDENCE", requires = "phrases")]
     pub reject: Option<f64>,
 }

@@ -85,6 +85,8 @@ pub struct LmDecoding {
 pub struct CommandDecoding {
     pub phrases: Arc<Phrases>,
     pub beam: usize,
+    /// Added to a prefix's rank per token (see decode/command.rs).
+    pub token_bonus: f64,
     /// Commands whose confidence is below this are rejected.
     pub reject: f64,
 }
@@ -178,6 +180,7 @@ impl Stream {
             CommandSearch::new(
                 c.phrases.clone(),
                 c.beam,
+                c.token_bonus,
                 info.tokens.len(),
                 info.blank_id,
                 max_frames + out_frames,

@@ -6,8 +6,12 @@
 //! allows from its state (a repeated token, which does not change the
 //! prefix, always), so every prefix is the start of an allowed phrase. A
 //! prefix ranks by log(pb + pnb), its acoustic log-probability summed over
-//! its alignments; at the end of an utterance the best prefix in an
-//! accepting state is the command.
+//! its alignments, plus `token_bonus` per token: without it a prefix that
+//! waits (blank) outranks one that spells what the grammar needs but the
+//! model hears faintly, and the beam can end with no complete phrase. At
+//! the end of an utterance the best prefix in an accepting state (ranked
+//! the same way) is the command; its confidence uses the acoustic score
+//! alone.
 //!
 //! Rejection: the search also sums, frame by frame, the log-probability of
 //! the frame's most likely token (the best unconstrained path, which is
@@ -95,6 +99,7 @@ pub struct Verdict {
 pub struct CommandSearch {
     phrases: Arc<Phrases>,
     beam: usize,
+    token_bonus: f64,
     blank: usize,
     beams: Vec<Beam>,
     next: Vec<Beam>,
@@ -112,6 +117,7 @@ impl CommandSearch {
     pub fn new(
         phrases: Arc<Phrases>,
         beam: usize,
+        token_bonus: f64,
         vocab: usize,
         blank: usize,
         max_tokens: usize,
@@ -136,6 +142,7 @@ impl CommandSearch {
             overflowed: 0,
             phrases,
             beam,
+            token_bonus,
             blank,
         };
         s.reset();
@@ -249,8 +256,12 @@ impl CommandSearch {
         }
         self.order.clear();
         self.order.extend(0..self.cands.len());
-        let cands = &self.cands;
-        let score = |i: usize| lse(cands[i].hyp.pb, cands[i].hyp.pnb);
+        let (cands, beams, bonus) = (&self.cands, &self.beams, self.token_bonus);
+        let score = |i: usize| {
+            let c = &cands[i];
+            let len = beams[c.parent].tokens.len() + usize::from(c.ext != NONE);
+            lse(c.hyp.pb, c.hyp.pnb) + bonus * len as f64
+        };
         self.order
             .sort_unstable_by(|a, b| score(*b).total_cmp(&score(*a)).then(a.cmp(b)));
         let live = self.beam.min(self.cands.len());
@@ -280,16 +291,18 @@ impl CommandSearch {
         let mut best: Option<(f64, usize)> = None;
         for i in 0..self.live {
             let h = &self.beams[i].hyp;
-            if !self.phrases.accepting(h.state) || self.beams[i].tokens.is_empty() {
+            let n = self.beams[i].tokens.len();
+            if !self.phrases.accepting(h.state) || n == 0 {
                 continue;
             }
-            let s = lse(h.pb, h.pnb);
+            let s = lse(h.pb, h.pnb) + self.token_bonus * n as f64;
             if best.is_none_or(|b| s > b.0) {
                 best = Some((s, i));
             }
         }
         match best {
-            Some((score, i)) => {
+            Some((_, i)) => {
+                let score = lse(self.beams[i].hyp.pb, self.beams[i].hyp.pnb);
                 self.chosen = i;
                 let n = self.beams[i].tokens.len().max(1) as f64;
                 Verdict {

@@ -263,7 +263,14 @@ fn saying(text: &str) -> Vec<f32> {
 
 fn search(p: &Arc<Phrases>, rows: &[f32]) -> (String, hark::decode::command::Verdict) {
     let t = tokens();
-    let mut s = CommandSearch::new(p.clone(), 16, t.len(), 0, 1000);
+    let mut s = CommandSearch::new(
+        p.clone(),
+        16,
+        hark::config::PHRASE_TOKEN_BONUS,
+        t.len(),
+        0,
+        1000,
+    );
     s.accept(rows, t.len(), 0);
     let v = s.finalize();
     let toks = hark::decode::tokens::Tokens::new(t, 0);
@@ -306,6 +313,7 @@ fn commands_config(text: &str, reject: f64) -> StreamConfig {
         commands: Some(CommandDecoding {
             phrases: Arc::new(phrases),
             beam: 16,
+            token_bonus: hark::config::PHRASE_TOKEN_BONUS,
             reject,
         }),
         ..crate::util::config(&m, true, false)
