@@ -100,6 +100,22 @@ pub struct DecodeArgs {
     pub beam: Option<usize>,
 }
 
+/// Voice commands: decoding constrained to a phrase file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PhraseArgs {
+    /// Decode only the phrases in FILE (voice commands): one per line,
+    /// `(a|b)` a choice, `[word]` optional, `{number}` a number slot
+    /// ("twenty five" -> 25). Finals become `command` events, or
+    /// `rejected` ones (not printed in text format). The LM is not used;
+    /// `--beam` sets the search's width (default 16).
+    #[arg(long, value_name = "FILE", conflicts_with = "lm")]
+    pub phrases: Option<PathBuf>,
+    /// With --phrases: reject a command whose confidence (0 to 1) is below
+    /// this [default: 0.01, provisional].
+    #[arg(long, value_name = "CONFIDENCE", requires = "phrases")]
+    pub reject: Option<f64>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SampleFormatArg {
     S16le,
@@ -115,6 +131,8 @@ pub struct TranscribeArgs {
     /// Also print partial hypotheses while speech goes on (text: on stderr).
     #[arg(long)]
     pub partials: bool,
+    #[command(flatten)]
+    pub phrases: PhraseArgs,
     /// Output format: text (one line per utterance), jsonl, or tsv (FILE<TAB>TRANSCRIPT).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -142,6 +160,8 @@ pub struct ListenArgs {
     /// Also print partial hypotheses while speech goes on (text: on stderr).
     #[arg(long)]
     pub partials: bool,
+    #[command(flatten)]
+    pub phrases: PhraseArgs,
     /// ALSA capture device (see `hark devices`).
     #[arg(long, default_value = "default")]
     pub device: String,
@@ -180,6 +200,8 @@ pub struct BenchArgs {
     /// measured; the model runs on one thread).
     #[command(flatten)]
     pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub phrases: PhraseArgs,
     /// Audio delivered per push, in milliseconds, as a sound card's period;
     /// the model's chunk size when omitted.
     #[arg(long)]

@@ -3,12 +3,23 @@
 
 use std::sync::Arc;
 
-use crate::cli::DecodeArgs;
+use crate::cli::{DecodeArgs, PhraseArgs};
 use crate::decode::endpoint::EndpointConfig;
 use crate::decode::lm::CharLm;
+use crate::decode::phrases::Phrases;
 use crate::error::{HarkError, Result};
 use crate::model::ModelInfo;
-use crate::stream::{LmDecoding, StreamConfig};
+use crate::stream::{CommandDecoding, LmDecoding, StreamConfig};
+
+/// `--reject` when not given. PROVISIONAL: set from the six committed
+/// synthetic e2e clips (in-grammar 0.018-0.57, out-of-grammar 0.001 with
+/// tests/data/phrases/home.txt), not yet from benches/commands.py's tuning
+/// set of real recordings, which has not been run.
+pub const DEFAULT_REJECT: f64 = 0.01;
+/// `--beam` of the phrase search when not given.
+pub const DEFAULT_PHRASE_BEAM: usize = 16;
+/// The phrase search's bonus per token (natural log units).
+pub const PHRASE_TOKEN_BONUS: f64 = 2.0;
 
 /// The stream configuration for `d`, with partial hypotheses when `partials`.
 pub fn stream_config(d: &DecodeArgs, partials: bool) -> Result<StreamConfig> {
@@ -37,6 +48,7 @@ pub fn stream_config(d: &DecodeArgs, partials: bool) -> Result<StreamConfig> {
         },
         partials,
         lm: None,
+        commands: None,
     })
 }
 
@@ -86,4 +98,56 @@ pub fn language_model(d: &DecodeArgs, model: &ModelInfo) -> Result<Option<LmDeco
         lm: Arc::new(lm),
         tuning,
     }))
+}
+
+/// Phrase-constrained decoding from `--phrases` for `model`'s tokens, or
+/// None without the flag. A phrase file that cannot be read or compiled
+/// is a configuration error naming the file (and line and column).
+pub fn commands(
+    p: &PhraseArgs,
+    d: &DecodeArgs,
+    model: &ModelInfo,
+) -> Result<Option<CommandDecoding>> {
+    let Some(path) = &p.phrases else {
+        return Ok(None);
+    };
+    let reject = p.reject.unwrap_or(DEFAULT_REJECT);
+    if !(0.0..=1.0).contains(&reject) {
+        return Err(HarkError::Config("--reject must be between 0 and 1".into()));
+    }
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| HarkError::Config(format!("cannot read phrases {name}: {e}")))?;
+    let phrases = Phrases::compile(&name, &text, &model.tokens, model.blank_id)?;
+    log::info!(
+        "phrases: {} from {name}, {} automaton states",
+        phrases.len(),
+        phrases.states()
+    );
+    Ok(Some(CommandDecoding {
+        phrases: Arc::new(phrases),
+        beam: d.beam.unwrap_or(DEFAULT_PHRASE_BEAM),
+        token_bonus: PHRASE_TOKEN_BONUS,
+        reject,
+    }))
+}
+
+/// The decoding of `model`'s output: phrases (`--phrases`), else the
+/// language model (see `language_model`), into `cfg`.
+pub fn decoding(
+    cfg: StreamConfig,
+    p: &PhraseArgs,
+    d: &DecodeArgs,
+    model: &ModelInfo,
+) -> Result<StreamConfig> {
+    let commands = commands(p, d, model)?;
+    let lm = match commands {
+        Some(_) => None,
+        None => language_model(d, model)?,
+    };
+    Ok(StreamConfig {
+        lm,
+        commands,
+        ..cfg
+    })
 }

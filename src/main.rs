@@ -17,7 +17,6 @@ use hark::cli::{BenchFormat, Cli, Command, ModelArgs, SampleFormatArg, Transcrib
 use hark::error::{HarkError, Result};
 use hark::model::{read_info, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME};
 use hark::output::{Format, Output};
-use hark::stream::StreamConfig;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("HARK_LOG", "warn"))
@@ -134,10 +133,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<Done> {
                 ));
             }
             let model = load_model(&a.model)?;
-            let cfg = StreamConfig {
-                lm: hark::config::language_model(&a.decode, &model.info)?,
-                ..cfg
-            };
+            let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(std::io::BufWriter::new(stdout), a.format);
             let multi = a.files.len() > 1;
@@ -182,10 +178,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<Done> {
             let cfg = hark::config::stream_config(&a.decode, a.partials)?;
             log::info!("config: {cfg:?}");
             let model = load_model(&a.model)?;
-            let cfg = StreamConfig {
-                lm: hark::config::language_model(&a.decode, &model.info)?,
-                ..cfg
-            };
+            let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(stdout, a.format.into());
             let report = hark::listen::listen(
@@ -233,8 +226,8 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<Done> {
             };
             let load = || {
                 let model = load_model(&a.model)?;
-                let lm = hark::config::language_model(&a.decode, &model.info)?;
-                Ok((model, StreamConfig { lm, ..cfg }))
+                let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
+                Ok((model, cfg))
             };
             let report = hark::bench::run(load, &audio, a.chunk_ms)?;
             let mut o = std::io::stdout().lock();

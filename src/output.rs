@@ -44,7 +44,18 @@ fn io(e: std::io::Error) -> OutputError {
 struct JsonEvent<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phrase: Option<&'a str>,
     text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slots: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confidence: Option<f64>,
+    /// Rejected: the best complete phrase, if any, and what the model heard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heard: Option<&'a str>,
     start: f64,
     end: f64,
     latency_ms: f64,
@@ -99,6 +110,10 @@ impl<W: Write> Output<W> {
     pub fn event(&mut self, ev: &Event, file: Option<&str>) -> Result<(), OutputError> {
         match self.format {
             Format::Text => match ev.kind {
+                // a rejected command prints nothing
+                EventKind::Final if ev.command.as_ref().is_some_and(|c| !c.accepted) => {
+                    return Ok(());
+                }
                 EventKind::Final => {
                     self.clear_partial();
                     if ev.gap_ms > 0.0 {
@@ -122,12 +137,26 @@ impl<W: Write> Output<W> {
                 }
             },
             Format::Jsonl => {
+                let cmd = ev.command.as_ref();
+                let rejected = cmd.filter(|c| !c.accepted);
                 let j = JsonEvent {
-                    kind: match ev.kind {
-                        EventKind::Partial => "partial",
-                        EventKind::Final => "final",
+                    kind: match (ev.kind, cmd) {
+                        (EventKind::Partial, _) => "partial",
+                        (EventKind::Final, None) => "final",
+                        (EventKind::Final, Some(c)) if c.accepted => "command",
+                        (EventKind::Final, Some(_)) => "rejected",
                     },
+                    phrase: cmd.and_then(|c| c.accepted.then_some(c.phrase.as_deref()).flatten()),
                     text: &ev.text,
+                    slots: cmd.filter(|c| c.accepted).map(|c| {
+                        c.slots
+                            .iter()
+                            .map(|s| (s.name.clone(), serde_json::Value::from(s.value)))
+                            .collect()
+                    }),
+                    confidence: cmd.map(|c| round3(c.confidence)),
+                    best: rejected.map(|c| c.best.as_str()).filter(|b| !b.is_empty()),
+                    heard: rejected.map(|c| c.heard.as_str()),
                     start: round3(ev.start_s),
                     end: round3(ev.end_s),
                     latency_ms: round3(ev.latency_ms),

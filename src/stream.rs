@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use tract_onnx::prelude::Tensor;
 
 use crate::decode::beam::BeamSearch;
+use crate::decode::command::{CommandSearch, Verdict};
 use crate::decode::ctc::{CtcState, TimedToken};
 use crate::decode::endpoint::{detect, Endpoint, EndpointConfig};
 use crate::decode::lm::{CharLm, Tuning};
+use crate::decode::phrases::{Phrases, Slot};
 use crate::decode::tokens::Tokens;
 use crate::error::Result;
 use crate::frontend::Fbank;
@@ -41,6 +43,25 @@ pub struct Event {
     /// End of the last token's output frame (the end of speech for a final),
     /// when the event has tokens.
     pub speech_end_s: Option<f64>,
+    /// With `--phrases`, on a final: the command (its text is the event's
+    /// text) or why it was rejected (the event's text is then empty).
+    pub command: Option<Command>,
+}
+
+/// The verdict of phrase-constrained decoding on one utterance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Command {
+    /// Confidence reached the `--reject` threshold.
+    pub accepted: bool,
+    /// The phrase as written in the file, when a complete phrase was decoded.
+    pub phrase: Option<String>,
+    pub slots: Vec<Slot>,
+    /// exp((constrained - free) / tokens), in [0, 1] (see decode/command.rs).
+    pub confidence: f64,
+    /// The best complete phrase decoded (the event's text when accepted).
+    pub best: String,
+    /// What the model heard without the phrases (greedy decoding).
+    pub heard: String,
 }
 
 /// Compute spent in model steps and in CTC decoding plus endpointing since
@@ -59,12 +80,25 @@ pub struct LmDecoding {
     pub tuning: Tuning,
 }
 
+/// Phrase-constrained decoding (`--phrases`) and its rejection threshold.
+#[derive(Clone, Debug)]
+pub struct CommandDecoding {
+    pub phrases: Arc<Phrases>,
+    pub beam: usize,
+    /// Added to a prefix's rank per token (see decode/command.rs).
+    pub token_bonus: f64,
+    /// Commands whose confidence is below this are rejected.
+    pub reject: f64,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct StreamConfig {
     pub endpoint: EndpointConfig,
     pub partials: bool,
     /// Beam search with this language model; greedy decoding when None.
     pub lm: Option<LmDecoding>,
+    /// Decode only these phrases (the LM is not used then).
+    pub commands: Option<CommandDecoding>,
 }
 
 struct Core {
@@ -79,6 +113,7 @@ struct Core {
     /// frame-level blank/speech counts that the endpoint rules read.
     ctc: CtcState,
     beam: Option<BeamSearch>,
+    command: Option<CommandSearch>,
     text: String,
     last_partial: String,
     frame_s: f64,
@@ -141,6 +176,16 @@ impl Stream {
             )?),
             None => None,
         };
+        let command = cfg.commands.as_ref().map(|c| {
+            CommandSearch::new(
+                c.phrases.clone(),
+                c.beam,
+                c.token_bonus,
+                info.tokens.len(),
+                info.blank_id,
+                max_frames + out_frames,
+            )
+        });
         let core = Core {
             tokens: Tokens::new(info.tokens.clone(), info.blank_id),
             feats: vec![0.0; info.chunk_frames * info.frame_dim()],
@@ -150,6 +195,7 @@ impl Stream {
             // a chunk can overshoot the maximum length by one chunk
             ctc: CtcState::new(info.blank_id, max_frames + out_frames),
             beam,
+            command,
             text: String::with_capacity(4 * (max_frames + out_frames)),
             last_partial: String::with_capacity(4 * (max_frames + out_frames)),
             frame_s,
@@ -255,16 +301,18 @@ impl Core {
     /// The current utterance's tokens: the best beam's (the final choice
     /// after `finalize`) with an LM, the greedy ones without.
     fn current(&self) -> &[TimedToken] {
-        match &self.beam {
-            Some(b) => b.best(),
-            None => &self.ctc.tokens,
+        match (&self.command, &self.beam) {
+            (Some(c), _) => c.best(),
+            (None, Some(b)) => b.best(),
+            (None, None) => &self.ctc.tokens,
         }
     }
 
     fn render_current(&mut self) {
-        let ids = match &self.beam {
-            Some(b) => b.best(),
-            None => &self.ctc.tokens[..],
+        let ids = match (&self.command, &self.beam) {
+            (Some(c), _) => c.best(),
+            (None, Some(b)) => b.best(),
+            (None, None) => &self.ctc.tokens[..],
         };
         self.tokens.render(ids.iter().map(|t| t.id), &mut self.text);
     }
@@ -284,6 +332,7 @@ impl Core {
             latency_ms: self.arrival.elapsed().as_secs_f64() * 1000.0,
             gap_ms: self.gap_samples_pending as f64 * 1000.0 / self.sample_rate,
             speech_end_s: speech_end,
+            command: None,
         };
         self.gap_samples_pending = 0;
         ev
@@ -309,6 +358,10 @@ impl Core {
         if let Some(b) = &mut self.beam {
             b.accept(&self.log_probs, vocab, first_frame);
             changed = true; // the best beam can change without a new greedy token
+        }
+        if let Some(c) = &mut self.command {
+            c.accept(&self.log_probs, vocab, first_frame);
+            changed = true;
         }
         if self.cfg.partials && changed {
             self.render_current();
@@ -349,9 +402,30 @@ impl Core {
         if let Some(b) = &mut self.beam {
             b.reset();
         }
+        if let Some(c) = &mut self.command {
+            c.reset();
+        }
     }
 
     fn end_utterance(&mut self, events: &mut Vec<Event>) {
+        if let Some(c) = &mut self.command {
+            let verdict = c.finalize();
+            self.render_current();
+            let heard = !self.ctc.tokens.is_empty();
+            if heard || verdict.complete {
+                let command = self.command_verdict(verdict);
+                let text = match command.accepted {
+                    true => self.text.clone(),
+                    false => String::new(),
+                };
+                let mut ev = self.event(EventKind::Final, text);
+                ev.command = Some(command);
+                events.push(ev);
+            }
+            self.last_partial.clear();
+            self.start_utterance();
+            return;
+        }
         if let Some(b) = &mut self.beam {
             b.finalize();
         }
@@ -365,6 +439,33 @@ impl Core {
         }
         self.last_partial.clear();
         self.start_utterance();
+    }
+
+    /// The command of the utterance just decoded (allocates its strings,
+    /// once per utterance).
+    fn command_verdict(&self, v: Verdict) -> Command {
+        let matched = match v.complete {
+            true => self
+                .command
+                .as_ref()
+                .and_then(|c| c.phrases().matches(&self.text)),
+            false => None,
+        };
+        let reject = self.cfg.commands.as_ref().map_or(0.0, |c| c.reject);
+        let mut heard = String::new();
+        self.tokens
+            .render(self.ctc.tokens.iter().map(|t| t.id), &mut heard);
+        Command {
+            accepted: matched.is_some() && v.confidence >= reject,
+            slots: matched
+                .as_ref()
+                .map(|m| m.slots.clone())
+                .unwrap_or_default(),
+            phrase: matched.map(|m| m.phrase),
+            confidence: v.confidence,
+            best: self.text.clone(),
+            heard,
+        }
     }
 
     fn reset_model_state(&mut self) {

@@ -2,7 +2,9 @@
 //! the endpoint rules. All run on the recognizer thread.
 
 pub mod beam;
+pub mod command;
 pub mod ctc;
 pub mod endpoint;
 pub mod lm;
+pub mod phrases;
 pub mod tokens;

@@ -11,6 +11,7 @@ mod e2e;
 mod fbank;
 mod listen;
 mod notify;
+mod phrases;
 mod ring;
 mod streaming;
 mod systemd;

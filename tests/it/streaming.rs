@@ -161,6 +161,7 @@ fn a_gap_shows_in_jsonl_and_text() {
         latency_ms: 3.21,
         gap_ms: 250.0,
         speech_end_s: Some(2.1),
+        command: None,
     };
     let mut out = hark::output::Output::new(Vec::new(), hark::output::Format::Jsonl);
     out.event(&ev, None).expect("write");
