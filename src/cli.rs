@@ -111,7 +111,7 @@ pub struct PhraseArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "lm")]
     pub phrases: Option<PathBuf>,
     /// With --phrases: reject a command whose confidence (0 to 1) is below
-    /// this [default: 0.01, provisional].
+    /// this [default: 0.25, tuned on real recordings: benches/RESULTS.md].
     #[arg(long, value_name = "CONFIDENCE", requires = "phrases")]
     pub reject: Option<f64>,
 }
