@@ -26,10 +26,15 @@ def manifest_path(corpus, split: str) -> pathlib.Path:
     return pathlib.Path(corpus) / split / "manifest.jsonl"
 
 
+def read_jsonl(path) -> list:
+    """One dict per non-empty line of a JSON-lines manifest."""
+    return [json.loads(x) for x in pathlib.Path(path).read_text().splitlines() if x.strip()]
+
+
 def read_manifest(corpus, split: str) -> list:
     """The clips of a corpus split (train, dev, test_clean) as make_corpus.py
     wrote them: one dict per clip (path relative to the corpus, text, ...)."""
-    return [json.loads(x) for x in manifest_path(corpus, split).read_text().splitlines() if x.strip()]
+    return read_jsonl(manifest_path(corpus, split))
 
 
 def voice_set(split: str, item: dict) -> str:
@@ -70,8 +75,7 @@ def speechocean_test(real_dir=REAL_DIR, every: int = SPEECHOCEAN_EVERY):
     m = pathlib.Path(real_dir) / "speechocean762" / "manifest.jsonl"
     if not m.exists():
         return []
-    rows = [json.loads(x) for x in m.read_text().splitlines() if x.strip()]
-    test = [r for r in rows if r["split"] == "test"]
+    test = [r for r in read_jsonl(m) if r["split"] == "test"]
     return [("speechocean762-test", pathlib.Path(real_dir) / r["path"], r["text"]) for r in test[::every]]
 
 

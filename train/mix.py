@@ -21,14 +21,12 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import read_manifest  # noqa: E402
+from evalsets import read_jsonl, read_manifest  # noqa: E402
 
 
 def real_rows(real: pathlib.Path):
     for m in sorted(real.glob("*/manifest.jsonl")):
-        for line in m.read_text().splitlines():
-            if line.strip():
-                yield json.loads(line)
+        yield from read_jsonl(m)
 
 
 def usable(r: dict) -> bool:

@@ -41,6 +41,7 @@ import soundfile as sf
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from evalsets import read_jsonl  # noqa: E402
 from textnorm import normalize  # noqa: E402
 from wer import edit_distance  # noqa: E402
 
@@ -174,7 +175,7 @@ def main():
 
     manifest = pathlib.Path(a.manifest)
     root = manifest.parent.parent  # paths are relative to the data/real folder
-    rows = [json.loads(x) for x in manifest.read_text().splitlines() if x.strip()]
+    rows = read_jsonl(manifest)
     splits = set(a.splits.split(","))
     todo = [r for r in rows if "teacher" not in r and r["split"] in splits]
     model = WhisperModel(str(teacher_dir(a.teacher, pathlib.Path(a.cache))), device="cpu", compute_type="int8",

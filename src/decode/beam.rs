@@ -28,13 +28,16 @@ use crate::error::{HarkError, Result};
 
 const NONE: usize = usize::MAX;
 const NO_SYM: u8 = u8::MAX;
-const HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
+/// Start of a prefix's hash (FNV-1a offset basis); `mix` folds in a token.
+/// Shared with the phrase-constrained search (`command.rs`).
+pub(super) const HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-fn mix(h: u64, v: usize) -> u64 {
+pub(super) fn mix(h: u64, v: usize) -> u64 {
     (h ^ (v as u64).wrapping_add(1)).wrapping_mul(0x0000_0100_0000_01b3)
 }
 
-fn lse(a: f64, b: f64) -> f64 {
+/// log(exp(a) + exp(b)), exact at -inf.
+pub(super) fn lse(a: f64, b: f64) -> f64 {
     if a == f64::NEG_INFINITY {
         return b;
     }

@@ -28,25 +28,11 @@
 
 use std::sync::Arc;
 
+use super::beam::{lse, mix, HASH_START};
 use super::ctc::TimedToken;
 use super::phrases::{Phrases, DEAD};
 
 const NONE: usize = usize::MAX;
-const HASH_START: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn mix(h: u64, v: usize) -> u64 {
-    (h ^ (v as u64).wrapping_add(1)).wrapping_mul(0x0000_0100_0000_01b3)
-}
-
-fn lse(a: f64, b: f64) -> f64 {
-    if a == f64::NEG_INFINITY {
-        return b;
-    }
-    if b == f64::NEG_INFINITY {
-        return a;
-    }
-    a.max(b) + (-(a - b).abs()).exp().ln_1p()
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Hyp {
