@@ -6,7 +6,7 @@
 //! streaming WAV reader of `stdin.rs`, and names any other one it refuses.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
 
 use hound::{SampleFormat, WavReader};
@@ -23,9 +23,40 @@ pub fn open(path: &Path) -> Result<Box<dyn SampleSource>> {
     if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
         return Err(HarkError::Input(format!("{name}: empty file (0 bytes)")));
     }
-    match WavReader::open(path) {
+    let reopen = || {
+        File::open(path)
+            .map(BufReader::new)
+            .map_err(|io| HarkError::Input(format!("{name}: {io}")))
+    };
+    open_with(WavReader::open(path), reopen, &name)
+}
+
+/// `open` over a WAV file's bytes in memory, decoded the same way; `name`
+/// is used in messages. For tests and the fuzz targets (fuzz/), which must
+/// drive the file reader without a file.
+pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Box<dyn SampleSource>> {
+    if bytes.is_empty() {
+        return Err(HarkError::Input(format!("{name}: empty file (0 bytes)")));
+    }
+    let bytes: std::sync::Arc<[u8]> = bytes.into();
+    let reopen = || Ok(Cursor::new(bytes.clone()));
+    open_with(WavReader::new(Cursor::new(bytes.clone())), reopen, name)
+}
+
+/// The shared part of `open` and `from_bytes`: `first` is hound's reader
+/// of the input, `reopen` gives the input again from its start.
+fn open_with<R, S>(
+    first: hound::Result<WavReader<R>>,
+    reopen: impl FnOnce() -> Result<S>,
+    name: &str,
+) -> Result<Box<dyn SampleSource>>
+where
+    R: Read + 'static,
+    S: Read + 'static,
+{
+    match first {
         Ok(reader) => {
-            let w = WavSource::from_reader(reader, name)?;
+            let w = WavSource::from_reader(reader, name.to_string())?;
             if w.declared_samples() == 0 {
                 log::warn!("{}: no audio: the WAV has no samples", w.name);
             }
@@ -34,21 +65,21 @@ pub fn open(path: &Path) -> Result<Box<dyn SampleSource>> {
         // hound reads PCM and 32-bit float only; the streaming reader
         // takes A-law, mu-law and 64-bit float, and names what it refuses
         Err(e @ (hound::Error::Unsupported | hound::Error::FormatError(_))) => {
-            let file = File::open(path).map_err(|io| HarkError::Input(format!("{name}: {io}")))?;
-            match RawSource::wav(BufReader::new(file), &name) {
+            match RawSource::wav(reopen()?, name) {
                 Ok(Some(raw)) => Ok(Box::new(raw)),
                 // a RIFF/WAVE file: its message names the encoding or the
                 // chunk at fault, where hound's says "ill-formed"
                 Err(refused) => Err(refused),
-                Ok(None) => Err(hound_error(&name, e)),
+                Ok(None) => Err(hound_error(name, e)),
             }
         }
-        Err(e) => Err(hound_error(&name, e)),
+        Err(e) => Err(hound_error(name, e)),
     }
 }
 
-pub struct WavSource {
-    reader: WavReader<BufReader<File>>,
+/// hound's reader of a WAV file (or of any byte stream: `from_bytes`).
+pub struct WavSource<R: Read = BufReader<File>> {
+    reader: WavReader<R>,
     name: String,
     channels: usize,
     rate: u32,
@@ -78,8 +109,10 @@ impl WavSource {
         let reader = WavReader::open(path).map_err(|e| hound_error(&name, e))?;
         Self::from_reader(reader, name)
     }
+}
 
-    fn from_reader(reader: WavReader<BufReader<File>>, name: String) -> Result<Self> {
+impl<R: Read> WavSource<R> {
+    fn from_reader(reader: WavReader<R>, name: String) -> Result<Self> {
         let spec = reader.spec();
         if spec.channels == 0 || spec.sample_rate == 0 {
             return Err(HarkError::Input(format!(
@@ -129,7 +162,7 @@ impl WavSource {
     }
 }
 
-impl SampleSource for WavSource {
+impl<R: Read> SampleSource for WavSource<R> {
     fn rate(&self) -> u32 {
         self.rate
     }
