@@ -71,8 +71,11 @@ impl RawFormat {
             RawFormat::ALaw => alaw(b[0]) as f32 / 32768.0,
             RawFormat::MuLaw => mulaw(b[0]) as f32 / 32768.0,
         };
+        // Float input may hold anything: out-of-range values are clipped
+        // to full scale (huge finite ones would sum to infinity in
+        // `mix_down`, found by fuzzing), NaN and infinities are silence.
         if v.is_finite() {
-            v
+            v.clamp(-1.0, 1.0)
         } else {
             0.0
         }

@@ -180,7 +180,13 @@ impl<R: Read> SampleSource for WavSource<R> {
             SampleFormat::Float => {
                 for s in self.reader.samples::<f32>().take(want) {
                     match s {
-                        Ok(v) => self.interleaved.push(if v.is_finite() { v } else { 0.0 }),
+                        // clipped to full scale, as in stdin.rs: huge
+                        // finite values summed to infinity (fuzzing)
+                        Ok(v) => self.interleaved.push(if v.is_finite() {
+                            v.clamp(-1.0, 1.0)
+                        } else {
+                            0.0
+                        }),
                         Err(e) => {
                             err = Some(e);
                             break;
