@@ -138,8 +138,14 @@ impl ModelInfo {
             )));
         }
         let sample_rate: u32 = m.parse("hark.sample_rate_hz")?;
-        if sample_rate == 0 {
-            return Err(HarkError::Model("sample rate 0".into()));
+        // the rates the resampler converts to (a header field sizes its FFT)
+        let rates = crate::audio::resample::MIN_RATE_HZ..=crate::audio::resample::MAX_RATE_HZ;
+        if !rates.contains(&sample_rate) {
+            return Err(HarkError::Model(format!(
+                "sample rate {sample_rate} Hz (models run at {} to {} Hz)",
+                rates.start(),
+                rates.end()
+            )));
         }
         let input = match m.get("hark.input_kind")? {
             "fbank" => Input::Fbank(Self::fbank_from_metadata(&m, sample_rate)?),
@@ -285,8 +291,21 @@ impl ModelInfo {
             log_floor: m.parse::<f64>("hark.fbank.log_floor")? as f32,
             sample_scale: m.parse::<f64>("hark.fbank.sample_scale")? as f32,
         };
+        // A shift longer than the frame would skip samples that have not
+        // arrived (and an unbounded one sizes a buffer): found by fuzzing.
+        let finite = [
+            fbank.preemphasis as f64,
+            fbank.low_freq_hz,
+            fbank.high_freq_hz,
+            fbank.log_floor as f64,
+            fbank.sample_scale as f64,
+        ]
+        .iter()
+        .all(|x| x.is_finite());
         if fbank.frame_length_samples == 0
             || fbank.frame_shift_samples == 0
+            || fbank.frame_shift_samples > fbank.frame_length_samples
+            || !finite
             || fbank.fft_size < fbank.frame_length_samples
             || !fbank.fft_size.is_power_of_two()
             || fbank.num_bins == 0

@@ -34,6 +34,13 @@ impl ToModelRate {
                 "sample rate {rate_in} Hz is not supported ({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz)"
             )));
         }
+        // The output rate comes from the model's metadata: the FFT's size
+        // grows with it, so it gets the same bounds.
+        if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate_out) {
+            return Err(HarkError::Model(format!(
+                "model sample rate {rate_out} Hz is not supported ({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz)"
+            )));
+        }
         if rate_in == rate_out {
             return Ok(ToModelRate { inner: None });
         }
