@@ -385,7 +385,39 @@ pub fn read_info(bytes: &[u8], source: &str) -> Result<(ModelProto, ModelInfo)> 
     };
     let (proto, meta) = read_metadata(bytes).map_err(named)?;
     let info = ModelInfo::from_metadata(&meta).map_err(named)?;
+    if let Some(name) = proto.graph.as_ref().and_then(dangling_output) {
+        return Err(HarkError::Model(format!(
+            "{source}: graph output `{name}` is not a value of its graph (corrupt model?)"
+        )));
+    }
     Ok((proto, info))
+}
+
+/// A graph output (of the graph or of a subgraph in a node's attributes)
+/// that names no input, initializer or node input/output of its graph.
+/// tract's ONNX reader indexes a map by such a name and panics (found by
+/// fuzzing: a model file bit-flip aborts the process), so it is refused
+/// before tract sees it.
+fn dangling_output(graph: &tract_onnx::pb::GraphProto) -> Option<String> {
+    let mut names: std::collections::HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .collect();
+    for node in &graph.node {
+        names.extend(node.input.iter().chain(&node.output).map(String::as_str));
+        for a in &node.attribute {
+            if let Some(bad) = a.g.iter().chain(&a.graphs).find_map(dangling_output) {
+                return Some(bad);
+            }
+        }
+    }
+    graph
+        .output
+        .iter()
+        .find(|o| o.name.is_empty() || !names.contains(o.name.as_str()))
+        .map(|o| o.name.clone())
 }
 
 /// The plan on tract-cuda's runtime: it moves the ops it supports to the
