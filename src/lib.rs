@@ -11,6 +11,7 @@ pub mod decode;
 pub mod error;
 pub mod frontend;
 pub mod listen;
+pub mod mem;
 pub mod model;
 pub mod notify;
 pub mod output;

@@ -19,6 +19,7 @@ use hark::model::{read_info, Model, ModelInfo, BUNDLED_MODEL, BUNDLED_MODEL_NAME
 use hark::output::{Format, Output};
 
 fn main() {
+    hark::mem::tune_allocator();
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("HARK_LOG", "warn"))
         .format_timestamp(None)
         .init();

@@ -361,13 +361,13 @@ impl std::fmt::Debug for Model {
 
 /// Read only the metadata of an ONNX file (for `hark model`).
 pub fn read_metadata(bytes: &[u8]) -> Result<(ModelProto, HashMap<String, String>)> {
-    let proto = tract_onnx::onnx()
-        .proto_model_for_read(&mut std::io::Cursor::new(bytes))
-        .map_err(|e| {
-            HarkError::Model(format!(
-                "not a readable ONNX model (corrupt or truncated?): {e}"
-            ))
-        })?;
+    // Decoded from the slice itself: tract's reader would first copy the
+    // whole file into a buffer of its own (a transient copy of every weight).
+    let proto = <ModelProto as prost::Message>::decode(bytes).map_err(|e| {
+        HarkError::Model(format!(
+            "not a readable ONNX model (corrupt or truncated?): {e}"
+        ))
+    })?;
     let meta = proto
         .metadata_props
         .iter()
@@ -462,7 +462,12 @@ impl Model {
     pub fn load_path(path: &std::path::Path, backend: Backend) -> Result<Arc<Model>> {
         let bytes = std::fs::read(path)
             .map_err(|e| HarkError::Model(format!("cannot read {}: {e}", path.display())))?;
-        Self::load_bytes(&bytes, &path.display().to_string(), backend)
+        let source = path.display().to_string();
+        let (proto, info) = read_info(&bytes, &source)?;
+        let file_bytes = bytes.len();
+        // the decoded protobuf holds its own copy of the weights
+        drop(bytes);
+        Self::load_proto(proto, info, &source, file_bytes, backend)
     }
 
     /// The bundled model on the CPU.
@@ -473,11 +478,34 @@ impl Model {
     /// Build the plan for `backend`, which `backend::resolve` has found
     /// usable. A CUDA plan that tract-cuda cannot build is a model error.
     pub fn load_bytes(bytes: &[u8], source: &str, backend: Backend) -> Result<Arc<Model>> {
-        let ctx = |e: TractError| HarkError::Model(format!("{source}: {e:#}"));
+        crate::mem::log_resident("model load: start");
         let (proto, info) = read_info(bytes, source)?;
+        // The decoded protobuf holds its own copy of every weight: the
+        // bundled file's pages can go now (peak memory, issue 22).
+        if std::ptr::eq(bytes, BUNDLED_MODEL) {
+            crate::mem::release_embedded(BUNDLED_MODEL);
+        }
+        Self::load_proto(proto, info, source, bytes.len(), backend)
+    }
+
+    /// Build the plan from a decoded model file of `file_bytes` bytes.
+    fn load_proto(
+        proto: ModelProto,
+        info: ModelInfo,
+        source: &str,
+        file_bytes: usize,
+        backend: Backend,
+    ) -> Result<Arc<Model>> {
+        let rss = crate::mem::log_resident;
+        rss("model load: protobuf decoded");
+        let ctx = |e: TractError| HarkError::Model(format!("{source}: {e:#}"));
         let mut model = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .map_err(ctx)?;
+        // The graph now holds its own copy of the weights: the decoded
+        // protobuf goes before they are expanded to f32.
+        drop(proto);
+        rss("model load: graph built");
         let mut inputs = vec![info.input_name().to_string()];
         inputs.extend(info.states.iter().map(|s| s.input.clone()));
         let mut outputs = vec!["log_probs".to_string()];
@@ -498,6 +526,7 @@ impl Model {
             .into_typed()
             .and_then(|m| m.into_decluttered())
             .map_err(ctx)?;
+        rss("model load: decluttered");
         // The graph must produce what the metadata promises.
         let out = typed.output_fact(0).map_err(ctx)?;
         let expect = [1, info.chunk_frames / info.subsampling, info.tokens.len()];
@@ -522,10 +551,11 @@ impl Model {
                 ))
             })?,
         };
+        rss("model load: plan ready");
         Ok(Arc::new(Model {
             info,
             source: source.to_string(),
-            file_bytes: bytes.len(),
+            file_bytes,
             backend,
             plan,
         }))

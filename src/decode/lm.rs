@@ -109,7 +109,10 @@ impl CharLm {
     }
 
     pub fn bundled() -> Result<Self> {
-        Self::parse(BUNDLED_LM, BUNDLED_LM_NAME)
+        let lm = Self::parse(BUNDLED_LM, BUNDLED_LM_NAME);
+        // the tables are copied out: the embedded bytes need not stay resident
+        crate::mem::release_embedded(BUNDLED_LM);
+        lm
     }
 
     fn parse_inner(bytes: &[u8], source: &str) -> std::result::Result<Self, String> {
