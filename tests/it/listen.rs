@@ -22,6 +22,39 @@ pub fn alsa_config(dir: &Path, raw: &Path) -> std::path::PathBuf {
     conf
 }
 
+/// The PCMs that tests open inside this process (not by running the
+/// binary): each is a file PCM reading `<name>.raw` in one shared folder.
+const IN_PROCESS_PCMS: [&str; 2] = ["harkalloc", "harksoak"];
+
+/// Write `raw` (s16le mono 16 kHz) as the input of the in-process capture
+/// PCM `name` and return the PCM's name. alsa-lib reads its configuration
+/// once per process, so one file defines every in-process PCM, and
+/// ALSA_CONFIG_PATH is set once, before the first of them is opened.
+pub fn in_process_pcm(name: &str, raw: &[u8]) -> String {
+    use std::sync::OnceLock;
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    assert!(
+        IN_PROCESS_PCMS.contains(&name),
+        "{name} is not in IN_PROCESS_PCMS"
+    );
+    let dir = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut text = String::from("</usr/share/alsa/alsa.conf>\n");
+        for pcm in IN_PROCESS_PCMS {
+            text.push_str(&format!(
+                "pcm.{pcm} {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  infile \"{}\"\n  format \"raw\"\n}}\n",
+                dir.path().join(format!("{pcm}.raw")).display()
+            ));
+        }
+        let conf = dir.path().join("asound.conf");
+        std::fs::write(&conf, text).expect("write conf");
+        std::env::set_var("ALSA_CONFIG_PATH", &conf);
+        dir
+    });
+    std::fs::write(dir.path().join(format!("{name}.raw")), raw).expect("write raw");
+    name.to_string()
+}
+
 pub fn s16le(samples: &[f32]) -> Vec<u8> {
     samples
         .iter()
@@ -198,16 +231,10 @@ fn the_capture_loop_does_not_allocate() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
 
-    let dir = tempfile::tempdir().expect("tmp");
-    let raw = dir.path().join("speech.raw");
     let mut audio = crate::util::speechlike(2.0, 16000, 5);
     audio.extend(std::iter::repeat_n(0.0, 1600));
-    std::fs::write(&raw, s16le(&audio)).expect("write raw");
-    let conf = alsa_config(dir.path(), &raw);
-    // alsa-lib reads this when it first loads its configuration; no other
-    // test uses ALSA inside this process (they run the binary)
-    std::env::set_var("ALSA_CONFIG_PATH", &conf);
-    let cap = open_capture("harktest", 16000).expect("open the file PCM");
+    let pcm = in_process_pcm("harkalloc", &s16le(&audio));
+    let cap = open_capture(&pcm, 16000).expect("open the file PCM");
     assert_eq!((cap.rate, cap.channels), (16000, 1));
     let stats = RingStats::default();
     let mut ring = Ring::new();

@@ -14,6 +14,7 @@ mod listen;
 mod notify;
 mod phrases;
 mod ring;
+mod soak;
 mod streaming;
 mod systemd;
 mod util;
