@@ -381,7 +381,7 @@ fn listen_with_overruns_and_a_stalled_reader_keeps_going() {
 fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
     let period = chunk_aligned_period();
     let period_s = period.len() as f64 / 16000.0;
-    let burst_at_s = 24.0;
+    let burst_at_s = 30.0;
     let burst_s = 22.0;
     let total_s = soak_setting("HARK_SOAK_PACED_S", burst_at_s + burst_s + 20.0);
     let stream: Vec<u8> = {
@@ -534,7 +534,7 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
             .map(|b| (b - t).abs().min(period_s - (b - t).abs()))
             .fold(f64::MAX, f64::min);
         assert!(
-            off < 0.2,
+            off < 0.5,
             "a final {off:.2} s off after the overrun: {finals:?}"
         );
     }
