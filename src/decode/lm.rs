@@ -1,7 +1,10 @@
 //! Character n-gram language model for the CTC beam search: the backoff
 //! tables that `train/charlm.py export` writes (the byte layout is in the
-//! docstring of `BinLM` there), read once into flat arrays. A query is a
-//! few binary searches and never allocates.
+//! docstring of `BinLM` there), checked once and then read in place: the
+//! bundled LM straight from the bytes embedded in the binary (only the
+//! pages a query touches are resident, and the kernel may drop them again
+//! under memory pressure), an LM file from one buffer. A query is a few
+//! binary searches and never allocates.
 
 use crate::error::{HarkError, Result};
 
@@ -27,14 +30,25 @@ pub struct Tuning {
 }
 
 /// One order's rows: a context (sorted keys) -> its log backoff and its
-/// entries (symbol, log-prob) at `starts[i]..starts[i + 1]`.
+/// entries (symbol, log-prob) at `starts[i]..starts[i + 1]`. The fields
+/// are byte offsets of little-endian arrays in the LM's bytes, checked by
+/// `parse_tables` to lie inside them.
 #[derive(Debug)]
 struct Table {
-    keys: Vec<u32>,
-    backoff: Vec<f32>,
-    starts: Vec<u32>,
-    syms: Vec<u8>,
-    logp: Vec<f32>,
+    n_ctx: usize,
+    keys: usize,
+    backoff: usize,
+    starts: usize,
+    syms: usize,
+    logp: usize,
+}
+
+/// Where the LM's bytes live.
+enum Storage {
+    /// Embedded in the binary (the bundled LM).
+    Static(&'static [u8]),
+    /// Read from a file.
+    Owned(Vec<u8>),
 }
 
 pub struct CharLm {
@@ -45,6 +59,18 @@ pub struct CharLm {
     pub tuning: Tuning,
     tables: Vec<Table>,
     log_uniform: f64,
+    bytes: Storage,
+}
+
+/// The `i`-th little-endian u32 of the array at byte `off` of `b`; the
+/// caller has checked the array lies inside `b`.
+fn u32_at(b: &[u8], off: usize, i: usize) -> u32 {
+    let p = off + 4 * i;
+    u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]])
+}
+
+fn f32_at(b: &[u8], off: usize, i: usize) -> f32 {
+    f32::from_bits(u32_at(b, off, i))
 }
 
 impl std::fmt::Debug for CharLm {
@@ -83,106 +109,67 @@ impl<'a> Reader<'a> {
     fn f32(&mut self) -> std::result::Result<f32, String> {
         Ok(f32::from_bits(self.u32()?))
     }
-    fn u32s(&mut self, n: usize) -> std::result::Result<Vec<u32>, String> {
-        let b = self.take(n.checked_mul(4).ok_or("size overflow")?)?;
-        Ok(b.chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-    fn f32s(&mut self, n: usize) -> std::result::Result<Vec<f32>, String> {
-        Ok(self.u32s(n)?.into_iter().map(f32::from_bits).collect())
+    /// Skip an array of `n` items of `size` bytes; its byte offset.
+    fn array(&mut self, n: usize, size: usize) -> std::result::Result<usize, String> {
+        let at = self.pos;
+        self.take(n.checked_mul(size).ok_or("size overflow")?)?;
+        Ok(at)
     }
 }
 
+/// What `parse_tables` reads besides the bytes themselves.
+struct Parsed {
+    order: usize,
+    symbols: Vec<String>,
+    tuning: Tuning,
+    tables: Vec<Table>,
+}
+
 impl CharLm {
-    /// Read an LM file's bytes; `source` names it in error messages.
+    /// Read an LM file's bytes (copied); `source` names it in error messages.
     pub fn parse(bytes: &[u8], source: &str) -> Result<Self> {
-        Self::parse_inner(bytes, source)
-            .map_err(|e| HarkError::Config(format!("language model {source}: {e}")))
+        Self::from_storage(Storage::Owned(bytes.to_vec()), source)
     }
 
     pub fn load_path(path: &std::path::Path) -> Result<Self> {
         let source = path.display().to_string();
         let bytes = std::fs::read(path)
             .map_err(|e| HarkError::Config(format!("language model {source}: {e}")))?;
-        Self::parse(&bytes, &source)
+        Self::from_storage(Storage::Owned(bytes), &source)
     }
 
+    /// The bundled LM, read in place from the binary.
     pub fn bundled() -> Result<Self> {
-        let lm = Self::parse(BUNDLED_LM, BUNDLED_LM_NAME);
-        // the tables are copied out: the embedded bytes need not stay resident
+        let lm = Self::from_storage(Storage::Static(BUNDLED_LM), BUNDLED_LM_NAME);
+        // Checking the tables touched every page: hand them back, so that
+        // only what the queries touch comes back (issue 22).
         crate::mem::release_embedded(BUNDLED_LM);
         lm
     }
 
-    fn parse_inner(bytes: &[u8], source: &str) -> std::result::Result<Self, String> {
-        let mut r = Reader { bytes, pos: 0 };
-        if r.take(8).ok() != Some(&MAGIC[..]) {
-            return Err("not a hark character LM (bad magic)".into());
-        }
-        let version = r.u32()?;
-        if version != VERSION {
-            return Err(format!(
-                "format version {version}, this build reads {VERSION}"
-            ));
-        }
-        let order = r.u32()? as usize;
-        let n_sym = r.u32()? as usize;
-        if !(1..=MAX_ORDER).contains(&order) || !(2..=MAX_SYMBOLS).contains(&n_sym) {
-            return Err(format!("unsupported order {order} or {n_sym} symbols"));
-        }
-        let mut symbols = Vec::with_capacity(n_sym);
-        for _ in 0..n_sym {
-            let len = r.take(1)?[0] as usize;
-            let text = std::str::from_utf8(r.take(len)?).map_err(|_| "symbol is not UTF-8")?;
-            symbols.push(text.to_string());
-        }
-        let tuning = Tuning {
-            alpha: r.f32()? as f64,
-            beta: r.f32()? as f64,
-            beam: r.u32()? as usize,
-            prune: r.f32()? as f64,
+    fn from_storage(bytes: Storage, source: &str) -> Result<Self> {
+        let b = match &bytes {
+            Storage::Static(b) => b,
+            Storage::Owned(v) => v.as_slice(),
         };
-        let valid = tuning.alpha.is_finite()
-            && tuning.beta.is_finite()
-            && tuning.prune > 0.0
-            && (1..=256).contains(&tuning.beam);
-        if !valid {
-            return Err(format!("bad decoding settings {tuning:?}"));
-        }
-        let mut tables = Vec::with_capacity(order);
-        for k in 1..=order {
-            let n_ctx = r.u32()? as usize;
-            let n_ent = r.u32()? as usize;
-            let t = Table {
-                keys: r.u32s(n_ctx)?,
-                backoff: r.f32s(n_ctx)?,
-                starts: r.u32s(n_ctx + 1)?,
-                syms: r.take(n_ent)?.to_vec(),
-                logp: r.f32s(n_ent)?,
-            };
-            let sorted = t.keys.windows(2).all(|w| w[0] < w[1]);
-            let spans = t.starts.first() == Some(&0)
-                && t.starts.last().map(|s| *s as usize) == Some(n_ent)
-                && t.starts.windows(2).all(|w| w[0] <= w[1]);
-            let syms_ok = t.syms.iter().all(|s| (*s as usize) < n_sym);
-            let finite = t.logp.iter().chain(&t.backoff).all(|x| x.is_finite());
-            if !(sorted && spans && syms_ok && finite) {
-                return Err(format!("order-{k} table is inconsistent"));
-            }
-            tables.push(t);
-        }
-        if r.pos != bytes.len() {
-            return Err("trailing bytes after the tables".into());
-        }
+        let p = parse_tables(b)
+            .map_err(|e| HarkError::Config(format!("language model {source}: {e}")))?;
         Ok(CharLm {
             source: source.to_string(),
-            order,
-            log_uniform: (1.0 / n_sym as f64).ln(),
-            symbols,
-            tuning,
-            tables,
+            order: p.order,
+            log_uniform: (1.0 / p.symbols.len() as f64).ln(),
+            symbols: p.symbols,
+            tuning: p.tuning,
+            tables: p.tables,
+            bytes,
         })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            Storage::Static(b) => b,
+            Storage::Owned(v) => v,
+        }
     }
 
     pub fn order(&self) -> usize {
@@ -208,22 +195,114 @@ impl CharLm {
     /// first: the last order-1 symbols of the sentence, or the sentence-start
     /// symbol followed by the whole (shorter) sentence.
     pub fn logp(&self, ctx: &[u8], sym: u8) -> f64 {
+        let bytes = self.bytes();
         let ctx = &ctx[ctx.len().saturating_sub(self.order - 1)..];
         let mut acc = 0.0f64;
         for start in 0..=ctx.len() {
             let c = &ctx[start..];
             let t = &self.tables[c.len()];
             let key = c.iter().fold(0u32, |k, s| k * 32 + *s as u32 + 1);
-            if let Ok(i) = t.keys.binary_search(&key) {
-                let (a, b) = (t.starts[i] as usize, t.starts[i + 1] as usize);
-                if let Ok(j) = t.syms[a..b].binary_search(&sym) {
-                    return acc + t.logp[a + j] as f64;
+            if let Some(i) = find_key(bytes, t, key) {
+                let a = u32_at(bytes, t.starts, i) as usize;
+                let b = u32_at(bytes, t.starts, i + 1) as usize;
+                let syms = &bytes[t.syms + a..t.syms + b];
+                if let Ok(j) = syms.binary_search(&sym) {
+                    return acc + f32_at(bytes, t.logp, a + j) as f64;
                 }
-                acc += t.backoff[i] as f64;
+                acc += f32_at(bytes, t.backoff, i) as f64;
             }
         }
         acc + self.log_uniform
     }
+}
+
+/// Row of `key` in the sorted keys of `t`.
+fn find_key(bytes: &[u8], t: &Table, key: u32) -> Option<usize> {
+    let (mut lo, mut hi) = (0, t.n_ctx);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match u32_at(bytes, t.keys, mid).cmp(&key) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Some(mid),
+        }
+    }
+    None
+}
+
+/// Check an LM file's header and tables and find where the tables are.
+fn parse_tables(bytes: &[u8]) -> std::result::Result<Parsed, String> {
+    let mut r = Reader { bytes, pos: 0 };
+    if r.take(8).ok() != Some(&MAGIC[..]) {
+        return Err("not a hark character LM (bad magic)".into());
+    }
+    let version = r.u32()?;
+    if version != VERSION {
+        return Err(format!(
+            "format version {version}, this build reads {VERSION}"
+        ));
+    }
+    let order = r.u32()? as usize;
+    let n_sym = r.u32()? as usize;
+    if !(1..=MAX_ORDER).contains(&order) || !(2..=MAX_SYMBOLS).contains(&n_sym) {
+        return Err(format!("unsupported order {order} or {n_sym} symbols"));
+    }
+    let mut symbols = Vec::with_capacity(n_sym);
+    for _ in 0..n_sym {
+        let len = r.take(1)?[0] as usize;
+        let text = std::str::from_utf8(r.take(len)?).map_err(|_| "symbol is not UTF-8")?;
+        symbols.push(text.to_string());
+    }
+    let tuning = Tuning {
+        alpha: r.f32()? as f64,
+        beta: r.f32()? as f64,
+        beam: r.u32()? as usize,
+        prune: r.f32()? as f64,
+    };
+    let valid = tuning.alpha.is_finite()
+        && tuning.beta.is_finite()
+        && tuning.prune > 0.0
+        && (1..=256).contains(&tuning.beam);
+    if !valid {
+        return Err(format!("bad decoding settings {tuning:?}"));
+    }
+    let mut tables = Vec::with_capacity(order);
+    for k in 1..=order {
+        let n_ctx = r.u32()? as usize;
+        let n_ent = r.u32()? as usize;
+        let t = Table {
+            n_ctx,
+            keys: r.array(n_ctx, 4)?,
+            backoff: r.array(n_ctx, 4)?,
+            starts: r.array(n_ctx.checked_add(1).ok_or("size overflow")?, 4)?,
+            syms: r.array(n_ent, 1)?,
+            logp: r.array(n_ent, 4)?,
+        };
+        let key = |i| u32_at(bytes, t.keys, i);
+        let start = |i| u32_at(bytes, t.starts, i);
+        let sorted = (1..n_ctx).all(|i| key(i - 1) < key(i));
+        let spans = start(0) == 0
+            && start(n_ctx) as usize == n_ent
+            && (1..=n_ctx).all(|i| start(i - 1) <= start(i));
+        let syms_ok = bytes[t.syms..t.syms + n_ent]
+            .iter()
+            .all(|s| (*s as usize) < n_sym);
+        let finite = (0..n_ent).all(|i| f32_at(bytes, t.logp, i).is_finite())
+            && (0..n_ctx).all(|i| f32_at(bytes, t.backoff, i).is_finite());
+        if !(sorted && spans && syms_ok && finite) {
+            return Err(format!("order-{k} table is inconsistent"));
+        }
+        tables.push(t);
+    }
+    if r.pos != bytes.len() {
+        return Err("trailing bytes after the tables".into());
+    }
+    Ok(Parsed {
+        order,
+        symbols,
+        tuning,
+        tables,
+    })
 }
 
 #[cfg(test)]
