@@ -26,11 +26,11 @@ pub fn alsa_config(dir: &Path, raw: &Path) -> std::path::PathBuf {
 /// binary): each is a file PCM reading `<name>.raw` in one shared folder.
 const IN_PROCESS_PCMS: [&str; 2] = ["harkalloc", "harksoak"];
 
-/// Write `raw` (s16le mono 16 kHz) as the input of the in-process capture
-/// PCM `name` and return the PCM's name. alsa-lib reads its configuration
+/// The input file of the in-process capture PCM `name` (s16le mono
+/// 16 kHz, read when the PCM is opened). alsa-lib reads its configuration
 /// once per process, so one file defines every in-process PCM, and
 /// ALSA_CONFIG_PATH is set once, before the first of them is opened.
-pub fn in_process_pcm(name: &str, raw: &[u8]) -> String {
+pub fn in_process_pcm_input(name: &str) -> std::path::PathBuf {
     use std::sync::OnceLock;
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     assert!(
@@ -51,7 +51,13 @@ pub fn in_process_pcm(name: &str, raw: &[u8]) -> String {
         std::env::set_var("ALSA_CONFIG_PATH", &conf);
         dir
     });
-    std::fs::write(dir.path().join(format!("{name}.raw")), raw).expect("write raw");
+    dir.path().join(format!("{name}.raw"))
+}
+
+/// Write `raw` as the input of the in-process capture PCM `name` and
+/// return the PCM's name.
+pub fn in_process_pcm(name: &str, raw: &[u8]) -> String {
+    std::fs::write(in_process_pcm_input(name), raw).expect("write raw");
     name.to_string()
 }
 

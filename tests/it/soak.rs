@@ -170,10 +170,10 @@ fn minutes_through_transcribe_repeat_their_finals_and_keep_memory_flat() {
     );
 }
 
-// The capture path under overruns: the ALSA file PCM (not paced: audio
-// arrives many times faster than real time) reads a file whose every
-// sample says where it is in the stream; the reader stalls now and then
-// for longer than the ring holds. Every sample the reader gets must be
+// The capture path under overruns: the ALSA file PCM reads a named pipe
+// that a thread here writes at 20 times real time, with samples that each
+// say where they are in the stream; the reader keeps up, but stalls three
+// times for 1.5 s (30 s of audio, more than the ring's 16 s). Every sample the reader gets must be
 // the one at its stream position counted with the gaps: nothing lost
 // that is not counted, nothing duplicated or reordered, and the gaps
 // add up to the dropped-sample counter.
@@ -188,8 +188,28 @@ fn capture_under_overruns_accounts_for_every_sample() {
     let raw: Vec<u8> = (0..total as u64)
         .flat_map(|i| pattern(i).to_le_bytes())
         .collect();
-    let pcm = crate::listen::in_process_pcm("harksoak", &raw);
-    let cap = open_capture(&pcm, 16000).expect("open the file PCM");
+    let fifo = crate::listen::in_process_pcm_input("harksoak");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
+        // blocks until the PCM opens the pipe
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo)?;
+        let start = Instant::now();
+        for (i, piece) in raw.chunks(3200).enumerate() {
+            w.write_all(piece)?;
+            // 20 x real time: 1,600 samples every 5 ms
+            let due = Duration::from_millis(5 * (i as u64 + 1));
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(())
+    });
+    let cap = open_capture("harksoak", 16000).expect("open the file PCM");
     assert_eq!((cap.rate, cap.channels), (16000, 1));
     let period = cap.period_frames as u64;
     let stats = RingStats::default();
@@ -206,15 +226,12 @@ fn capture_under_overruns_accounts_for_every_sample() {
         let mut buf = vec![0i16; 4096];
         let start = Instant::now();
         let mut stalls = 0;
-        // read as fast as possible until the file is through (the plugin
-        // then repeats its last period; it delivers far faster than this
-        // loop reads, so the ring overruns all along), and stall three
-        // times, a quarter of the way through and so on, for longer than
-        // the ring lasts
+        // read until the stream is through (the plugin then repeats its
+        // last period), stalling a quarter of the way through and so on
         while pos < total as u64 && start.elapsed() < Duration::from_secs(120) {
             if stalls < 3 && pos > (stalls + 1) * total as u64 / 4 {
                 stalls += 1;
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(1500));
             }
             reader
                 .read(&mut buf, 1, |item| {
@@ -254,6 +271,7 @@ fn capture_under_overruns_accounts_for_every_sample() {
             > 0
         {}
     });
+    feeder.join().expect("feeder").expect("write the pipe");
     assert!(!failed.load(Ordering::Relaxed));
     assert!(pos >= total as u64, "the file was not read through: {pos}");
     assert_eq!(wrong, None, "a sample out of place: (position, value)");
