@@ -263,6 +263,8 @@ def main():
     ap.add_argument("--out", default="data/real")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--per-phrase", type=int, default=150,
+                    help="wakeword: training clips kept per phrase (of the 80%% not held out)")
     a = ap.parse_args()
     out, root = pathlib.Path(a.out), pathlib.Path(a.path)
     if not root.exists():
@@ -270,7 +272,7 @@ def main():
     with tempfile.TemporaryDirectory() as td:
         td = pathlib.Path(td)
         clips = {"speechocean762": lambda: speechocean762(root), "fsdd": lambda: fsdd(root),
-                 "ljspeech": lambda: ljspeech(root), "wakeword": lambda: wakeword(root), "s2i": lambda: s2i(root),
+                 "ljspeech": lambda: ljspeech(root), "wakeword": lambda: wakeword(root, a.per_phrase), "s2i": lambda: s2i(root),
                  "queen": lambda: queen(root, td), "sky": lambda: sky(root, td)}[a.source]()
         write_source(out, a.source, clips, a.jobs, a.seed)
 

@@ -66,6 +66,20 @@ def test_sky_speech_entries_only_and_both_offset_kinds(tmp_path):
         assert pathlib.Path(c["src"]).read_bytes() == tone  # the 22-byte header is cut
 
 
+def test_wakeword_keeps_per_phrase_training_clips_and_every_test_clip(tmp_path):
+    for phrase in ("hey a", "b"):
+        (tmp_path / "audio" / phrase).mkdir(parents=True)
+        for i in range(40):
+            (tmp_path / "audio" / phrase / f"{i}.wav").write_bytes(b"")
+    every = rd.wakeword(tmp_path, per_phrase=1000)
+    test = [c for c in every if c["split"] == "test"]
+    for cap in (5, 12):
+        clips = rd.wakeword(tmp_path, per_phrase=cap)
+        assert [c for c in clips if c["split"] == "test"] == test
+        for text in ("hey a", "b"):
+            assert sum(c["split"] == "train" and c["text"] == text for c in clips) == cap
+
+
 def test_band_draw_is_stable_and_only_for_wideband_training_clips():
     bands = [rd.band_for(f"clip{i}", "train", False, 1234) for i in range(1000)]
     assert bands == [rd.band_for(f"clip{i}", "train", False, 1234) for i in range(1000)]
