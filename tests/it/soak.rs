@@ -38,6 +38,32 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The highest VmRSS sampled in `warm` (seconds) and the highest after it:
+/// memory is flat when the second is not much above the first.
+fn rss_peaks(samples: &[(f64, u64)], warm: std::ops::Range<f64>) -> (u64, u64) {
+    let peak =
+        |keep: &dyn Fn(f64) -> bool| samples.iter().filter(|(t, _)| keep(*t)).map(|x| x.1).max();
+    (
+        peak(&|t| warm.contains(&t)).expect("samples in the warm-up window"),
+        peak(&|t| t >= warm.end).expect("samples after the warm-up"),
+    )
+}
+
+/// `hark listen --format jsonl` on `pcm.harktest` of the ALSA config
+/// `conf`, logging at info level, with stdout and stderr piped.
+fn spawn_listen(conf: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    hark()
+        .args(["listen", "--device", "harktest", "--format", "jsonl"])
+        .args(extra)
+        .env("ALSA_CONFIG_PATH", conf)
+        .env("HARK_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hark listen")
+}
+
 /// A final event: (text, start, end).
 fn finals(jsonl: &str) -> Vec<(String, f64, f64)> {
     jsonl
@@ -153,13 +179,8 @@ fn minutes_through_transcribe_repeat_their_finals_and_keep_memory_flat() {
     // memory: the highest VmRSS after the first minute of audio against
     // the highest over the rest. 2 MiB is ~1 KiB per model chunk over 8
     // minutes: a leak of one small buffer per chunk fails it.
-    let after = |s: u64| samples.iter().filter(move |(t, _)| *t >= s);
-    let warm = after(60)
-        .take_while(|(t, _)| *t < 120)
-        .map(|x| x.1)
-        .max()
-        .expect("samples in the second minute");
-    let late = after(120).map(|x| x.1).max().expect("later samples");
+    let samples: Vec<(f64, u64)> = samples.iter().map(|&(t, k)| (t as f64, k)).collect();
+    let (warm, late) = rss_peaks(&samples, 60.0..120.0);
     eprintln!(
         "soak: {reps} x {period_s:.2} s, {} finals, VmRSS second minute {warm} KiB, later max {late} KiB",
         all.len()
@@ -313,15 +334,7 @@ fn listen_with_overruns_and_a_stalled_reader_keeps_going() {
     let raw = dir.path().join("speech.raw");
     std::fs::write(&raw, s16le(&audio)).expect("write raw");
     let conf = crate::listen::alsa_config(dir.path(), &raw);
-    let mut child = hark()
-        .args(["listen", "--device", "harktest", "--format", "jsonl"])
-        .env("ALSA_CONFIG_PATH", &conf)
-        .env("HARK_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_listen(&conf, &[]);
     let pid = child.id();
     let stdout = child.stdout.take().expect("stdout");
     let start = Instant::now();
@@ -364,19 +377,7 @@ fn listen_with_overruns_and_a_stalled_reader_keeps_going() {
         last_end = *end;
     }
     // memory after the first quarter of the run against the rest
-    let warm_until = wall_s / 4.0;
-    let warm = rss
-        .iter()
-        .filter(|(t, _)| *t < warm_until && *t >= warm_until / 2.0)
-        .map(|x| x.1)
-        .max()
-        .expect("early samples");
-    let late = rss
-        .iter()
-        .filter(|(t, _)| *t >= warm_until)
-        .map(|x| x.1)
-        .max()
-        .expect("later samples");
+    let (warm, late) = rss_peaks(&rss, wall_s / 8.0..wall_s / 4.0);
     eprintln!(
         "soak: listen {wall_s} s, {} finals, VmRSS {warm} KiB early, later max {late} KiB",
         finals.len()
@@ -415,22 +416,7 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
         .expect("mkfifo");
     assert!(made.success());
     let conf = crate::listen::alsa_config(dir.path(), &fifo);
-    let child = hark()
-        .args([
-            "listen",
-            "--device",
-            "harktest",
-            "--format",
-            "jsonl",
-            "--partials",
-        ])
-        .env("ALSA_CONFIG_PATH", &conf)
-        .env("HARK_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = spawn_listen(&conf, &["--partials"]);
     let pid = child.id();
     // real time, 100 ms at a time, but the burst in one write (the
     // source stays within the pacing check's allowance, twice real time)
@@ -559,18 +545,7 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
     // memory: VmRSS after the first eighth of the run against the rest
     // (the burst fills the ring, 512 KiB, for the first time)
     let wall_s = rss.last().map(|x| x.0).unwrap_or(0.0);
-    let warm = rss
-        .iter()
-        .filter(|(t, _)| *t >= wall_s / 8.0 && *t < wall_s / 4.0)
-        .map(|x| x.1)
-        .max()
-        .expect("early samples");
-    let late = rss
-        .iter()
-        .filter(|(t, _)| *t >= wall_s / 4.0)
-        .map(|x| x.1)
-        .max()
-        .expect("later samples");
+    let (warm, late) = rss_peaks(&rss, wall_s / 8.0..wall_s / 4.0);
     eprintln!(
         "soak: paced listen {total_s:.0} s, {dropped} samples dropped = {gap_ms:.1} ms of gaps, {} finals, VmRSS {warm} KiB early, later max {late} KiB",
         finals.len()
