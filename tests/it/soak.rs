@@ -423,6 +423,7 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
     // After the stream, silence in real time until hark has stopped: a
     // closed pipe would make the PCM repeat its last period at full speed.
     let (streamed, stop_writing) = (AtomicBool::new(false), AtomicBool::new(false));
+    let terminating = AtomicBool::new(false);
     let (written, o, rss) = std::thread::scope(|s| {
         let writer = s.spawn(|| -> std::io::Result<()> {
             // blocks until the PCM opens the pipe
@@ -447,7 +448,7 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
                 }
                 if let Err(e) = w.write_all(piece) {
                     // hark closes the pipe when it stops
-                    return if stop_writing.load(Ordering::Relaxed) {
+                    return if terminating.load(Ordering::Relaxed) {
                         Ok(())
                     } else {
                         Err(e)
@@ -477,6 +478,9 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
         }
         // the last audio goes through, then SIGTERM
         std::thread::sleep(Duration::from_secs(2));
+        // Regression: the writer met the closed pipe before it was told
+        // hark was stopping, and failed the test after an hour's run.
+        terminating.store(true, Ordering::Relaxed);
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
