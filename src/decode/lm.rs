@@ -62,6 +62,15 @@ pub struct CharLm {
     bytes: Storage,
 }
 
+impl Storage {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Storage::Static(b) => b,
+            Storage::Owned(v) => v,
+        }
+    }
+}
+
 /// The `i`-th little-endian u32 of the array at byte `off` of `b`; the
 /// caller has checked the array lies inside `b`.
 fn u32_at(b: &[u8], off: usize, i: usize) -> u32 {
@@ -148,11 +157,7 @@ impl CharLm {
     }
 
     fn from_storage(bytes: Storage, source: &str) -> Result<Self> {
-        let b = match &bytes {
-            Storage::Static(b) => b,
-            Storage::Owned(v) => v.as_slice(),
-        };
-        let p = parse_tables(b)
+        let p = parse_tables(bytes.as_slice())
             .map_err(|e| HarkError::Config(format!("language model {source}: {e}")))?;
         Ok(CharLm {
             source: source.to_string(),
@@ -166,10 +171,7 @@ impl CharLm {
     }
 
     fn bytes(&self) -> &[u8] {
-        match &self.bytes {
-            Storage::Static(b) => b,
-            Storage::Owned(v) => v,
-        }
+        self.bytes.as_slice()
     }
 
     pub fn order(&self) -> usize {

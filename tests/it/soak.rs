@@ -38,15 +38,19 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// The highest VmRSS sampled in `warm` (seconds) and the highest after it:
-/// memory is flat when the second is not much above the first.
-fn rss_peaks(samples: &[(f64, u64)], warm: std::ops::Range<f64>) -> (u64, u64) {
+/// Memory is flat: the highest VmRSS sampled after the warm-up window
+/// `warm` (seconds) is at most 2 MiB above the highest during it. Returns
+/// both peaks (KiB) for the report.
+fn assert_rss_flat(samples: &[(f64, u64)], warm: std::ops::Range<f64>) -> (u64, u64) {
     let peak =
         |keep: &dyn Fn(f64) -> bool| samples.iter().filter(|(t, _)| keep(*t)).map(|x| x.1).max();
-    (
-        peak(&|t| warm.contains(&t)).expect("samples in the warm-up window"),
-        peak(&|t| t >= warm.end).expect("samples after the warm-up"),
-    )
+    let late = peak(&|t| t >= warm.end).expect("samples after the warm-up");
+    let warm = peak(&|t| warm.contains(&t)).expect("samples in the warm-up window");
+    assert!(
+        late <= warm + 2048,
+        "VmRSS grew from {warm} KiB (warm-up) to {late} KiB"
+    );
+    (warm, late)
 }
 
 /// `hark listen --format jsonl` on `pcm.harktest` of the ALSA config
@@ -180,14 +184,10 @@ fn minutes_through_transcribe_repeat_their_finals_and_keep_memory_flat() {
     // the highest over the rest. 2 MiB is ~1 KiB per model chunk over 8
     // minutes: a leak of one small buffer per chunk fails it.
     let samples: Vec<(f64, u64)> = samples.iter().map(|&(t, k)| (t as f64, k)).collect();
-    let (warm, late) = rss_peaks(&samples, 60.0..120.0);
+    let (warm, late) = assert_rss_flat(&samples, 60.0..120.0);
     eprintln!(
         "soak: {reps} x {period_s:.2} s, {} finals, VmRSS second minute {warm} KiB, later max {late} KiB",
         all.len()
-    );
-    assert!(
-        late <= warm + 2048,
-        "VmRSS grew from {warm} KiB (second minute) to {late} KiB"
     );
 }
 
@@ -377,14 +377,10 @@ fn listen_with_overruns_and_a_stalled_reader_keeps_going() {
         last_end = *end;
     }
     // memory after the first quarter of the run against the rest
-    let (warm, late) = rss_peaks(&rss, wall_s / 8.0..wall_s / 4.0);
+    let (warm, late) = assert_rss_flat(&rss, wall_s / 8.0..wall_s / 4.0);
     eprintln!(
         "soak: listen {wall_s} s, {} finals, VmRSS {warm} KiB early, later max {late} KiB",
         finals.len()
-    );
-    assert!(
-        late <= warm + 2048,
-        "VmRSS grew from {warm} KiB to {late} KiB"
     );
 }
 
@@ -549,13 +545,9 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
     // memory: VmRSS after the first eighth of the run against the rest
     // (the burst fills the ring, 512 KiB, for the first time)
     let wall_s = rss.last().map(|x| x.0).unwrap_or(0.0);
-    let (warm, late) = rss_peaks(&rss, wall_s / 8.0..wall_s / 4.0);
+    let (warm, late) = assert_rss_flat(&rss, wall_s / 8.0..wall_s / 4.0);
     eprintln!(
         "soak: paced listen {total_s:.0} s, {dropped} samples dropped = {gap_ms:.1} ms of gaps, {} finals, VmRSS {warm} KiB early, later max {late} KiB",
         finals.len()
-    );
-    assert!(
-        late <= warm + 2048,
-        "VmRSS grew from {warm} KiB to {late} KiB"
     );
 }
