@@ -276,3 +276,35 @@ def macs_per_second(cfg: ModelConfig) -> int:
 
 def config_dict(cfg: ModelConfig) -> dict:
     return asdict(cfg)
+
+
+def grow_from(model: "HarkModel", state: dict) -> int:
+    """Load `state`, the state dict of a WSM model like `model` but with
+    fewer blocks, into `model`, so that `model` computes exactly what the
+    smaller one does: block i of the small model becomes block i * step
+    (step = ratio of block counts, rounded down), and every block in
+    between is a new one whose two residual branches (its combiner and
+    second feed-forward layer) start at zero, so it passes its input
+    through unchanged until training moves it. Returns the number of new
+    blocks."""
+    small = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    big = len(model.blocks)
+    if model.cfg.arch != "wsm" or small > big:
+        raise ValueError(f"cannot grow {small} blocks into {big} ({model.cfg.arch})")
+    step = big // small
+    where = {i: i * step for i in range(small)}
+    own = model.state_dict()
+    for k, v in state.items():
+        if k.startswith("blocks."):
+            _, i, rest = k.split(".", 2)
+            k = f"blocks.{where[int(i)]}.{rest}"
+        if k not in own or own[k].shape != v.shape:
+            raise ValueError(f"{k}: not in the grown model, or of another shape")
+        own[k] = v
+    new = [j for j in range(big) if j not in where.values()]
+    for j in new:
+        for name in ("combine", "ff2"):
+            own[f"blocks.{j}.{name}.weight"] = torch.zeros_like(own[f"blocks.{j}.{name}.weight"])
+            own[f"blocks.{j}.{name}.bias"] = torch.zeros_like(own[f"blocks.{j}.{name}.bias"])
+    model.load_state_dict(own)
+    return len(new)

@@ -22,3 +22,20 @@ def test_warp_keeps_ends_and_moves_the_middle():
         # a ramp reads back the position it sampled: alpha * j below the knee
         assert abs(float(y[40]) - a * 40) < 1e-4
         assert bool((y[1:] >= y[:-1]).all())  # monotonic: no bins swap places
+
+
+def test_a_grown_model_computes_what_the_small_one_did():
+    from model import HarkModel, ModelConfig, grow_from
+
+    torch.manual_seed(0)
+    small = HarkModel(ModelConfig(num_layers=3)).eval()
+    for p in small.parameters():  # nothing left at its initial zero
+        p.data += 0.01 * torch.randn_like(p)
+    big = HarkModel(ModelConfig(num_layers=7)).eval()
+    assert grow_from(big, small.state_dict()) == 4
+    x = torch.randn(2, 64, 80)
+    with torch.no_grad():
+        assert torch.allclose(big(x)[0], small(x)[0], atol=1e-5)
+        # the old blocks sit at 0, 2, 4; the new ones still learn
+        assert torch.equal(big.blocks[2].ff1.weight, small.blocks[1].ff1.weight)
+    assert big.blocks[1].combine.weight.abs().sum() == 0

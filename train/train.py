@@ -225,6 +225,9 @@ def main():
                     help="per-utterance mel-axis warp factor drawn from 1 +- this (0: off)")
     ap.add_argument("--init-onnx", help="start from the weights of this exported model of the same architecture "
                                         "(fine-tuning a shipped model); a resumed run ignores it")
+    ap.add_argument("--init-ckpt", help="start from the model in this training checkpoint (e.g. <run>/last.pt): "
+                                        "the same architecture, or fewer WSM blocks than --layers, the extra "
+                                        "blocks starting as identities (model.grow_from); a resumed run ignores it")
     ap.add_argument("--skip-engines", default="", help="comma-separated TTS engines whose training clips to leave out")
     ap.add_argument("--curriculum-max-frames", type=int, default=400)
     ap.add_argument("--curriculum-batch-frames", type=int, default=8000)
@@ -241,7 +244,12 @@ def main():
                       conv_kernel=a.conv_kernel)
     torch.manual_seed(a.seed)
     model = HarkModel(cfg)
-    if a.init_onnx:
+    if a.init_ckpt:
+        from model import grow_from
+
+        log(f"initialized from {a.init_ckpt}: "
+            f"{grow_from(model, torch.load(a.init_ckpt, map_location='cpu', weights_only=False)['model'])} new blocks")
+    elif a.init_onnx:
         from export import weights_from_onnx
 
         log(f"initialized from {a.init_onnx}: {weights_from_onnx(model, a.init_onnx)} tensors")

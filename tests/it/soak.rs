@@ -2,7 +2,7 @@
 //! through the capture path, checking that nothing is lost, duplicated or
 //! grows. The hour-long runs and their figures are in docs/reliability.md.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -412,8 +412,12 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
         .expect("mkfifo");
     assert!(made.success());
     let conf = crate::listen::alsa_config(dir.path(), &fifo);
-    let child = spawn_listen(&conf, &["--partials"]);
+    let mut child = spawn_listen(&conf, &["--partials"]);
     let pid = child.id();
+    let (out_pipe, err_pipe) = (
+        child.stdout.take().expect("stdout"),
+        child.stderr.take().expect("stderr"),
+    );
     // real time, 100 ms at a time, but the burst in one write (the
     // source stays within the pacing check's allowance, twice real time)
     // After the stream, silence in real time until hark has stopped: a
@@ -421,6 +425,17 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
     let (streamed, stop_writing) = (AtomicBool::new(false), AtomicBool::new(false));
     let terminating = AtomicBool::new(false);
     let (written, o, rss) = std::thread::scope(|s| {
+        // hark's output is read as it comes. Regression: an hour-long run
+        // left it unread, the pipe filled (64 KiB) and blocked hark's
+        // writes, a stall this test does not mean to make.
+        let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+            s.spawn(move || {
+                let mut v = Vec::new();
+                let _ = pipe.read_to_end(&mut v);
+                v
+            })
+        };
+        let (out_reader, err_reader) = (drain(Box::new(out_pipe)), drain(Box::new(err_pipe)));
         let writer = s.spawn(|| -> std::io::Result<()> {
             // blocks until the PCM opens the pipe
             let mut w = std::fs::OpenOptions::new().write(true).open(&fifo)?;
@@ -480,8 +495,13 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
-        let o = child.wait_with_output().expect("wait");
+        let status = child.wait().expect("wait");
         stop_writing.store(true, Ordering::Relaxed);
+        let o = std::process::Output {
+            status,
+            stdout: out_reader.join().expect("stdout reader"),
+            stderr: err_reader.join().expect("stderr reader"),
+        };
         (writer.join().expect("writer"), o, rss)
     });
     written.expect("write the pipe");
