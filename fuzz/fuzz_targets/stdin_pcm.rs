@@ -11,16 +11,6 @@ use hark::audio::stdin::{RawFormat, RawSource, RawSpec};
 use hark::audio::SampleSource;
 use libfuzzer_sys::fuzz_target;
 
-const FORMATS: [RawFormat; 8] = [
-    RawFormat::U8,
-    RawFormat::S16Le,
-    RawFormat::S24Le,
-    RawFormat::S32Le,
-    RawFormat::F32Le,
-    RawFormat::F64Le,
-    RawFormat::ALaw,
-    RawFormat::MuLaw,
-];
 const RATES: [u32; 8] = [16_000, 8_000, 44_100, 48_000, 1, 4_000, 768_000, u32::MAX];
 
 /// A pipe that hands out at most `step` bytes per read, and fails one read
@@ -50,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let (ctl, body) = data.split_at(4);
     let spec = RawSpec {
-        format: FORMATS[(ctl[0] & 7) as usize],
+        format: RawFormat::ALL[(ctl[0] & 7) as usize],
         // 0 and more than MAX_CHANNELS included: both must be refused
         channels: ctl[1] as usize + if ctl[0] & 0x80 != 0 { 250 } else { 0 },
         rate: RATES[(ctl[2] & 7) as usize],

@@ -31,6 +31,18 @@ pub enum RawFormat {
 }
 
 impl RawFormat {
+    /// Every format (the fuzz target and its regression tests walk them).
+    pub const ALL: [RawFormat; 8] = [
+        RawFormat::U8,
+        RawFormat::S16Le,
+        RawFormat::S24Le,
+        RawFormat::S32Le,
+        RawFormat::F32Le,
+        RawFormat::F64Le,
+        RawFormat::ALaw,
+        RawFormat::MuLaw,
+    ];
+
     pub fn bytes(self) -> usize {
         match self {
             RawFormat::U8 | RawFormat::ALaw | RawFormat::MuLaw => 1,

@@ -132,17 +132,6 @@ fn wav_headers_with_impossible_formats_are_input_errors() {
 
 // --- stdin_pcm --------------------------------------------------------------
 
-const FORMATS: [RawFormat; 8] = [
-    RawFormat::U8,
-    RawFormat::S16Le,
-    RawFormat::S24Le,
-    RawFormat::S32Le,
-    RawFormat::F32Le,
-    RawFormat::F64Le,
-    RawFormat::ALaw,
-    RawFormat::MuLaw,
-];
-
 /// A pipe that gives at most 3 bytes per read.
 struct Trickle<'a>(&'a [u8]);
 
@@ -169,7 +158,7 @@ fn stdin_fuzz_inputs_decode_or_fail_cleanly() {
             continue;
         };
         let spec = RawSpec {
-            format: FORMATS[(ctl[0] & 7) as usize],
+            format: RawFormat::ALL[(ctl[0] & 7) as usize],
             channels: ctl[1] as usize + if ctl[0] & 0x80 != 0 { 250 } else { 0 },
             rate: [16_000, 8_000, 44_100, 48_000, 1, 4_000, 768_000, u32::MAX]
                 [(ctl[2] & 7) as usize],
@@ -183,7 +172,7 @@ fn stdin_fuzz_inputs_decode_or_fail_cleanly() {
 #[test]
 fn stdin_every_format_and_channel_count_reads_raw_pcm() {
     let body: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-    for format in FORMATS {
+    for format in RawFormat::ALL {
         for channels in [1, 2, 3, 7, 256] {
             let spec = RawSpec {
                 rate: 16000,
