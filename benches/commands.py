@@ -258,8 +258,6 @@ def score(rows, grammar, res, threshold):
     others = [OWN[g] for g in OWN if g != grammar]
     stats = {"in": [0, 0, 0], "speechocean762": [0, 0], **{o: [0, 0] for o in others}}
     for src, path, label, _ in rows:
-        if src not in stats and src != own:
-            continue
         acc = [c for c in res[path] if c[0] >= threshold]
         best = max(acc, default=None)
         if src == own:

@@ -530,15 +530,9 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
     );
     // finals before the burst say where the speech is in a period; those
     // that start after the burst and the utterance it cut must agree
-    let finals: Vec<(f64, f64)> = events
-        .iter()
-        .filter(|v| v["type"] == "final")
-        .map(|v| {
-            (
-                v["start"].as_f64().unwrap_or(-1.0),
-                v["end"].as_f64().unwrap_or(-1.0),
-            )
-        })
+    let finals: Vec<(f64, f64)> = finals(&String::from_utf8_lossy(&o.stdout))
+        .into_iter()
+        .map(|(_, start, end)| (start, end))
         .collect();
     let phase = |t: f64| t.rem_euclid(period_s);
     let before: Vec<f64> = finals

@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import train as T  # noqa: E402
 from evalsets import read_manifest  # noqa: E402
-from model import HarkModel, ModelConfig  # noqa: E402
+from export import load_checkpoint  # noqa: E402
 
 
 def main():
@@ -29,12 +29,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
-    c = ck["config"]
-    cfg = ModelConfig(arch=c["arch"], downsample=c["downsample"], d_model=c["d_model"], d_conv=c["d_conv"],
-                      num_layers=c["num_layers"], conv_kernel=c["conv_kernel"])
-    model = HarkModel(cfg)
-    model.load_state_dict(ck["model"])
+    model = load_checkpoint(a.ckpt)
+    cfg = model.cfg
     corpus = pathlib.Path(a.corpus)
     print("split source clips WER CER")
     for split in ["train", "dev"]:
