@@ -5,9 +5,8 @@
 # Needs a Rust toolchain (cargo; README, "The two commands") and, on
 # Debian/Ubuntu, root or sudo for the few packages that are missing (only
 # those are installed: nothing already there is upgraded). The Python
-# packages go into .venv: about 1.7 GB with PyTorch's CPU-only wheel, which
-# is taken from PyTorch's own index when that is reachable; otherwise
-# PyPI's torch, which brings ~4 GB of CUDA libraries the tests never use.
+# packages go into .venv, with a CPU-only PyTorch where one can be had
+# (the routes are below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +22,34 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# apt_install PKG...: install those of PKG that are missing (nothing
+# already there is upgraded), as root or through sudo.
+apt_updated=""
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    local SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || {
+            say "needs root or sudo to install: ${missing[*]}"
+            exit 1
+        }
+        SUDO="sudo"
+    fi
+    say "installing ${missing[*]}"
+    if [ -z "$apt_updated" ]; then
+        # A foreign architecture whose index fails to sync must not stop
+        # the tests: what they need comes from the main index.
+        $SUDO apt-get update -qq || say "apt-get update reported errors; installing anyway"
+        apt_updated=1
+    fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
 if command -v apt-get >/dev/null 2>&1; then
     # What the tests use: the build (C compiler, pkg-config, ALSA headers),
     # python3-venv for .venv, sox (A-law/mu-law WAVs in tests/it),
@@ -30,44 +57,51 @@ if command -v apt-get >/dev/null 2>&1; then
     # (tests/it/systemd.rs), from `systemd` only when it is missing.
     want=(build-essential pkg-config libasound2-dev python3-venv sox espeak-ng)
     command -v systemd-analyze >/dev/null 2>&1 || want+=(systemd)
-    missing=()
-    for p in "${want[@]}"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        SUDO=""
-        if [ "$(id -u)" != 0 ]; then
-            command -v sudo >/dev/null 2>&1 || {
-                say "needs root or sudo to install: ${missing[*]}"
-                exit 1
-            }
-            SUDO="sudo"
-        fi
-        say "installing ${missing[*]}"
-        # A foreign architecture whose index fails to sync must not stop
-        # the tests: what they need comes from the main index.
-        $SUDO apt-get update -qq || say "apt-get update reported errors; installing anyway"
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            "${missing[@]}" >/dev/null
-    fi
+    apt_install "${want[@]}"
 fi
 
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
+# PyTorch, by the first route that works (written to .venv/torch-route):
+#   cpu-index  PyTorch's CPU-only wheel from its own index (~1.7 GB .venv);
+#   system     where that index cannot be reached and apt offers
+#              python3-torch (Debian 12: 1.13): the system's torch and numpy
+#              in a .venv made with --system-site-packages, with the pins of
+#              train/requirements-debian-torch.txt (~0.6 GB of packages and
+#              ~0.9 GB .venv);
+#   pypi       otherwise PyPI's torch, with ~4 GB of CUDA libraries the
+#              tests never use.
 pip=(.venv/bin/pip install -q --disable-pip-version-check)
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     torch_req="$(grep -E '^torch==' train/requirements.txt)"
+    rm -rf .venv
+    python3 -m venv .venv
     # The CPU-only wheel (no CUDA libraries); its dependencies come from
     # the usual index with the rest below.
     if "${pip[@]}" --no-deps --retries 1 --timeout 20 \
         --index-url https://download.pytorch.org/whl/cpu "$torch_req" 2>/dev/null; then
+        route=cpu-index
         say "installed $torch_req (CPU-only wheel)"
+    elif command -v apt-get >/dev/null 2>&1 && [ -x /usr/bin/python3 ] \
+        && apt-cache policy python3-torch 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        route=system
+        say "PyTorch's CPU index is not reachable: using the system's python3-torch"
+        apt_install python3-torch
+        rm -rf .venv
+        /usr/bin/python3 -m venv --system-site-packages .venv
     else
+        route=pypi
         say "PyTorch's CPU index is not reachable: installing $torch_req from the default index, with its CUDA libraries (~4 GB more)"
     fi
+    echo "$route" >.venv/torch-route
 fi
-"${pip[@]}" -r train/requirements.txt
+if [ "$(cat .venv/torch-route 2>/dev/null)" = system ]; then
+    # requirements.txt less what requirements-debian-torch.txt replaces
+    # (and torch, which is the system's)
+    replaced="$(sed -nE 's/^([A-Za-z0-9_.-]+).*/\1/p' train/requirements-debian-torch.txt | paste -sd'|')"
+    grep -viE "^(torch|$replaced)([=<>~! ]|$)" train/requirements.txt >.venv/requirements-system-torch.txt
+    "${pip[@]}" -r .venv/requirements-system-torch.txt -r train/requirements-debian-torch.txt
+else
+    "${pip[@]}" -r train/requirements.txt
+fi
 say ".venv: $(du -sh .venv | cut -f1)"
 
 echo "== python: fbank, export, text normalization"

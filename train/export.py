@@ -6,6 +6,7 @@ every runtime fact in metadata_props.
 """
 
 import argparse
+import inspect
 import io
 import json
 import pathlib
@@ -20,6 +21,10 @@ from model import BLANK_ID, HarkModel, ModelConfig, count_params, macs_per_secon
 
 CONTRACT_VERSION = 1
 OPSET = 13  # LayerNorm/GELU decompose into basic ops every engine has
+# The TorchScript exporter: torch 2's default is the dynamo one (whose graphs
+# differ); torch 1.13 (Debian 12's python3-torch) has only this one and no
+# `dynamo` argument.
+TORCHSCRIPT_EXPORTER = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 
 class _Step(torch.nn.Module):
@@ -121,7 +126,7 @@ def write_step(model, input_name: str, example, metadata: dict, out_path, fp16: 
         output_names=["log_probs"] + [n + "_out" for n, _, _ in specs],
         opset_version=OPSET,
         do_constant_folding=True,
-        dynamo=False,
+        **TORCHSCRIPT_EXPORTER,
     )
     proto = onnx.load_from_string(buf.getvalue())
     for k, v in metadata.items():

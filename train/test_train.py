@@ -3,10 +3,11 @@
 import pathlib
 import sys
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from train import freq_warp  # noqa: E402
+from train import freq_warp, pad_arrays, tempo  # noqa: E402
 
 
 def test_warp_of_one_is_identity():
@@ -22,6 +23,28 @@ def test_warp_keeps_ends_and_moves_the_middle():
         # a ramp reads back the position it sampled: alpha * j below the knee
         assert abs(float(y[40]) - a * 40) < 1e-4
         assert bool((y[1:] >= y[:-1]).all())  # monotonic: no bins swap places
+
+
+def test_tempo_of_one_is_identity():
+    f = np.random.default_rng(0).standard_normal((53, 80)).astype(np.float16)
+    assert np.allclose(tempo(f, 1.0), f.astype(np.float32))
+
+
+def test_tempo_changes_the_length_and_keeps_the_ends():
+    # a ramp over time stays a ramp: frames are read at evenly spaced times
+    f = np.repeat(np.arange(100, dtype=np.float32)[:, None], 80, axis=1)
+    for rate, frames in ((1.1, 91), (0.9, 111), (2.0, 50)):
+        g = tempo(f, rate)
+        assert g.shape == (frames, 80)
+        assert g[0, 0] == 0 and g[-1, 0] == 99
+        assert np.allclose(np.diff(g[:, 0]), 99 / (frames - 1), atol=1e-4)
+
+
+def test_padding_covers_each_stretched_clip():
+    x, out_lens = pad_arrays([np.zeros((50, 80), np.float32), np.ones((13, 80), np.float32)], 8)
+    assert x.shape == (2, 56, 80)
+    assert out_lens.tolist() == [14, 4]
+    assert bool((x[1, :13] == 1).all()) and bool((x[1, 13:] != 1).all())
 
 
 def test_a_grown_model_computes_what_the_small_one_did():

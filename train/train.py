@@ -99,14 +99,33 @@ def encode(text: str, vocab: list) -> list:
 
 
 def pad_batch(feats, offsets, ids, multiple):
-    lens = [int(offsets[i + 1] - offsets[i]) for i in ids]
+    return pad_arrays([feats[offsets[i] : offsets[i + 1]] for i in ids], multiple)
+
+
+def pad_arrays(arrays, multiple):
+    """([B, T, F] features padded to a multiple of `multiple` frames, output
+    frames covering each utterance) for a list of [T_i, F] feature arrays."""
+    lens = [len(a) for a in arrays]
     tmax = -(-max(lens) // multiple) * multiple
-    x = np.full((len(ids), tmax, FB.NUM_BINS), FB.PAD_FRAME_VALUE, dtype=np.float32)
-    for b, i in enumerate(ids):
-        x[b, : lens[b]] = feats[offsets[i] : offsets[i + 1]]
+    x = np.full((len(arrays), tmax, FB.NUM_BINS), FB.PAD_FRAME_VALUE, dtype=np.float32)
+    for b, a in enumerate(arrays):
+        x[b, : lens[b]] = a
     # output frames covering each utterance, after padding to the chunk multiple
     out_lens = [-(-n // multiple) * multiple // 4 for n in lens]
     return torch.from_numpy(x), torch.tensor(out_lens)
+
+
+def tempo(f, rate):
+    """Features of the same utterance spoken `rate` times as fast (tempo
+    perturbation in the feature domain): frames resampled along time by
+    linear interpolation, each frame's spectrum unchanged."""
+    n = len(f)
+    m = max(1, int(round(n / rate)))
+    pos = np.linspace(0, n - 1, m, dtype=np.float32)
+    lo = pos.astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (pos - lo)[:, None]
+    return f[lo].astype(np.float32) * (1 - w) + f[hi].astype(np.float32) * w
 
 
 def spec_augment(x, lens_frames, rng):
@@ -223,6 +242,8 @@ def main():
                     help="first steps on clean clips of at most --curriculum-max-frames, small batches")
     ap.add_argument("--warp", type=float, default=0.0,
                     help="per-utterance mel-axis warp factor drawn from 1 +- this (0: off)")
+    ap.add_argument("--tempo", type=float, default=0.0,
+                    help="per-utterance speaking-rate factor drawn from 1 +- this, applied to the features (0: off)")
     ap.add_argument("--init-onnx", help="start from the weights of this exported model of the same architecture "
                                         "(fine-tuning a shipped model); a resumed run ignores it")
     ap.add_argument("--init-ckpt", help="start from the model in this training checkpoint (e.g. <run>/last.pt): "
@@ -301,10 +322,13 @@ def main():
 
     def one_step(ids, phase):
         nonlocal step, seen_frames, loss_avg, best
-        x, out_lens = pad_batch(feats, offsets, ids, cfg.chunk_multiple)
+        clips = [feats[offsets[i] : offsets[i + 1]] for i in ids]
+        if a.tempo > 0:
+            clips = [tempo(c, rng.uniform(1 - a.tempo, 1 + a.tempo)) for c in clips]
+        x, out_lens = pad_arrays(clips, cfg.chunk_multiple)
         if a.warp > 0:
             x = freq_warp(x, [rng.uniform(1 - a.warp, 1 + a.warp) for _ in ids])
-        x = spec_augment(x, [offsets[i + 1] - offsets[i] for i in ids], rng)
+        x = spec_augment(x, [len(c) for c in clips], rng)
         tg = [targets[i] for i in ids]
         lp = model(x)[0]
         loss = F.ctc_loss(

@@ -31,9 +31,8 @@ import torch.nn.functional as F
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
 import fbank as FB  # noqa: E402
+from export import OPSET, TORCHSCRIPT_EXPORTER  # noqa: E402
 from model import BLANK_ID, HarkModel, ModelConfig, count_params, gelu  # noqa: E402
-
-OPSET = 13
 
 
 def kv_specs(cfg: ModelConfig):
@@ -133,7 +132,7 @@ def export_mhsa_stream(model: HarkModel, out_path, chunk_frames: int = 32, name:
     buf = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(step, (feats, *state), buf, input_names=in_names, output_names=out_names,
-                          opset_version=OPSET, do_constant_folding=True, dynamic_axes=dyn, dynamo=False)
+                          opset_version=OPSET, do_constant_folding=True, dynamic_axes=dyn, **TORCHSCRIPT_EXPORTER)
     import onnx
 
     proto = onnx.load_from_string(buf.getvalue())

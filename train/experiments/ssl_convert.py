@@ -444,7 +444,10 @@ class SSLStudent(nn.Module):
             self.proj_norm.load_state_dict(fp.layer_norm.state_dict())
         self.proj.load_state_dict(fp.projection.state_dict())
         pe = hf_model.encoder.pos_conv_embed
-        self.pos_conv.weight.copy_(pe.conv.weight[:, :, : cfg.pos_past + 1])  # taps for offsets -K//2 .. 0
+        # taps for offsets -K//2 .. 0; with the old nn.utils.weight_norm (transformers on torch 1.13)
+        # `weight` is only computed in a forward hook, from weight_g and weight_v
+        w = torch._weight_norm(pe.conv.weight_v, pe.conv.weight_g, 2) if hasattr(pe.conv, "weight_v") else pe.conv.weight
+        self.pos_conv.weight.copy_(w[:, :, : cfg.pos_past + 1])
         self.pos_conv.bias.copy_(pe.conv.bias)
         if cfg.pos_batch_norm:
             bn = pe.batch_norm

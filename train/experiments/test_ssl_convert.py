@@ -226,6 +226,19 @@ def make_corpus(root: pathlib.Path):
         (root / split / "manifest.jsonl").write_text("\n".join(lines) + "\n")
 
 
+def fsdp_importable() -> bool:
+    try:
+        import torch.distributed.fsdp  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+# transformers imports torch.distributed.fsdp in every wav2vec2 encoder pass;
+# Debian 12's python3-torch 1.13 (one of scripts/test.sh's routes) cannot
+# import it under Python 3.11 (a dataclass error inside torch itself).
+@pytest.mark.skipif(not fsdp_importable(), reason="this torch cannot import torch.distributed.fsdp, "
+                                                  "which transformers' wav2vec2 encoder needs")
 def test_training_runs_checkpoints_resumes_and_exports(checkpoints, tmp_path):
     corpus, run = tmp_path / "corpus", tmp_path / "run"
     make_corpus(corpus)

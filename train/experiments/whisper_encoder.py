@@ -87,6 +87,18 @@ def log_mel(wave: np.ndarray | torch.Tensor, n_mels: int = 80, padding: int = 0)
 # ---------------------------------------------------------------- model
 
 
+def attention(q, k, v, mask=None):
+    """Scaled dot-product attention; `mask` (boolean: True where a query may
+    look) as in F.scaled_dot_product_attention, which torch 1.13 (Debian 12's
+    python3-torch, one of scripts/test.sh's routes) does not have."""
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    return s.softmax(-1) @ v
+
+
 class EncoderBlock(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
@@ -102,7 +114,7 @@ class EncoderBlock(nn.Module):
         b, t, d = x.shape
         q, k, v = self.qkv(self.attn_ln(x)).split(d, dim=-1)
         q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        a = attention(q, k, v, attn_mask)
         x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
         return x + self.fc2(F.gelu(self.fc1(self.mlp_ln(x))))
 
