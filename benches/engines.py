@@ -1,7 +1,7 @@
 """The same contract model in tract (hark) and in ONNX Runtime, one thread
 each, on the same chunks: per-chunk model-step latency and their ratio.
 
-    .venv/bin/python benches/engines.py [--model models/hark-wsm-v4.onnx] [--rounds 5] [WAV...]
+    .venv/bin/python benches/engines.py [--model models/hark-wsm-v9.onnx] [--rounds 5] [WAV...]
 
 tract's figures come from the release binary's own timing of each model
 step (`target/release/hark bench --format json`, field chunk_ms_model);
@@ -43,7 +43,7 @@ def tract_step_ms(binary: pathlib.Path, model: str, wavs) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "models" / "hark-wsm-v4.onnx"))
+    ap.add_argument("--model", default=str(ROOT / "models" / "hark-wsm-v9.onnx"))
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "hark"))
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", help="write the results as JSON here")

@@ -4,7 +4,7 @@ which reads the binary form that `export` writes and must reproduce
 `beam_search` here exactly (`vectors` writes the test vectors that check it).
 
     python train/charlm.py build --corpus data/corpus --order 6 --out data/charlm6.json
-    python train/charlm.py eval --model models/hark-wsm-v4.onnx --lm data/charlm6.json \\
+    python train/charlm.py eval --model models/hark-wsm-v9.onnx --lm data/charlm6.json \\
         --split dev --max 200 --alpha 0,0.5,1 --beta 0,1 --beam 8 [--real]
     python train/charlm.py export --lm data/charlm6.json --out models/hark-charlm6.bin \\
         --alpha 1.0 --beta 0.5 --beam 8 --prune 10
@@ -604,12 +604,12 @@ def main():
     st.add_argument("--beam", type=int)
     st.add_argument("--prune", type=float)
     v = sub.add_parser("vectors", help="write test vectors for the Rust beam search")
-    v.add_argument("--model", default="models/hark-wsm-v4.onnx")
+    v.add_argument("--model", default="models/hark-wsm-v9.onnx")
     v.add_argument("--lm", default="models/hark-charlm6.bin")
     v.add_argument("--out", default="tests/data/beam_vectors.json")
     v.add_argument("wav", nargs="+")
     e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER over an alpha x beta grid (tuning on dev)")
-    e.add_argument("--model", default="models/hark-wsm-v4.onnx")
+    e.add_argument("--model", default="models/hark-wsm-v9.onnx")
     e.add_argument("--lm", required=True)
     e.add_argument("--corpus", default="data/corpus")
     e.add_argument("--split", default="dev", help="dev, test_clean, or none")

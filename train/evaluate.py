@@ -1,7 +1,7 @@
 """Measure a contract model's WER: synthetic held-out voices and real
 recordings that ship in Debian packages (evaluation only, never training).
 
-    python train/evaluate.py --model models/hark-wsm-v4.onnx --out results/eval-hark-wsm-v4.json
+    python train/evaluate.py --model models/hark-wsm-v9.onnx --out results/eval-hark-wsm-v9.json
     python train/evaluate.py --hark target/release/hark --out results/eval-hark-runtime.json
 
 By default the model runs as the runtime runs it, in Python: fbank
@@ -128,7 +128,7 @@ def generalization_sets(rec, corpus: pathlib.Path, n: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/hark-wsm-v4.onnx")
+    ap.add_argument("--model", default="models/hark-wsm-v9.onnx")
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--max-synthetic", type=int, default=400)

@@ -2,7 +2,7 @@
 contract (docs/model-contract.md): fixed chunk shape, explicit state tensors,
 every runtime fact in metadata_props.
 
-    python train/export.py --ckpt train/runs/wsm/best.pt --out models/hark-wsm-v4.onnx
+    python train/export.py --ckpt train/runs/wsm/best.pt --out models/hark-wsm-v9.onnx
 """
 
 import argparse
@@ -233,7 +233,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--chunk-frames", type=int, default=32, help="feature frames (10 ms) per model step")
-    ap.add_argument("--name", default="hark-wsm-v4")
+    ap.add_argument("--name", default="hark-wsm-v9")
     ap.add_argument("--fp16", action="store_true", help="store weights as float16 (computed in float32)")
     a = ap.parse_args()
     if a.random:

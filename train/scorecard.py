@@ -1,9 +1,9 @@
 """The model card's accuracy table: WER (and CER for hark) per evaluation
 set, for hark models and the peers, on the same audio.
 
-    python train/scorecard.py --run --hark target/release/hark --model models/hark-wsm-v4.onnx \
-        --out-dir models/results/v4
-    python train/scorecard.py --out-dir models/results/v4      # the table again, from the stored results
+    python train/scorecard.py --run --hark target/release/hark --model models/hark-wsm-v9.onnx \
+        --out-dir results/v9
+    python train/scorecard.py --out-dir results/v9      # the table again, from the stored results
 
 With --run it measures first, each step writing its JSON into --out-dir:
 `train/evaluate.py --hark BINARY` with the bundled LM (hark-lm.json) and
@@ -37,7 +37,7 @@ def cell(s: dict | None, cer: bool) -> str:
     return text + (f" / {100 * s['cer']:.1f}%" if cer and "cer" in s else "")
 
 
-def table(out_dir: pathlib.Path, label: str) -> str:
+def table(out_dir: pathlib.Path, label: str, peers: pathlib.Path) -> str:
     head = "| engine | " + " | ".join(f"{name}: WER / CER" for _, name in SETS) + " |"
     lines = [head, "|" + " --- |" * (len(SETS) + 1)]
     words = {}
@@ -47,9 +47,8 @@ def table(out_dir: pathlib.Path, label: str) -> str:
             sets = json.loads(p.read_text())["sets"]
             words.update({k: sets[k]["words"] for k, _ in SETS if k in sets})
             lines.append(f"| {name} | " + " | ".join(cell(sets.get(k), True) for k, _ in SETS) + " |")
-    p = out_dir / "peers.json"
-    if p.exists():
-        engines = json.loads(p.read_text())["engines"]
+    if peers.exists():
+        engines = json.loads(peers.read_text())["engines"]
         for key, name in PEERS:
             if key in engines:
                 sets = engines[key]["sets"]
@@ -68,8 +67,11 @@ def main():
     ap.add_argument("--label", default="hark")
     ap.add_argument("--max-synthetic", type=int, default=100)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--peers", help="the peers' results to show (default: <out-dir>/peers.json); the peers "
+                                    "do not depend on hark's model, so another model's run serves")
     a = ap.parse_args()
     out = pathlib.Path(a.out_dir)
+    peers = pathlib.Path(a.peers) if a.peers else out / "peers.json"
     out.mkdir(parents=True, exist_ok=True)
     if a.run:
         py = sys.executable
@@ -79,8 +81,8 @@ def main():
                             "--max-synthetic", str(a.max_synthetic), "--out", str(out / fname)], check=True)
         if not a.skip_peers:
             subprocess.run([py, str(HERE / "peers.py"), "--max-synthetic", str(a.max_synthetic),
-                            "--out", str(out / "peers.json")], check=True)
-    text = table(out, a.label)
+                            "--out", str(peers)], check=True)
+    text = table(out, a.label, peers)
     (out / "scorecard.md").write_text(text + "\n")
     print(text)
 

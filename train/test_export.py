@@ -20,7 +20,7 @@ from evaluate import Recognizer, pad_to_chunks  # noqa: E402
 from export import export, weights_from_onnx  # noqa: E402
 from model import HarkModel, ModelConfig  # noqa: E402
 
-SHIPPED = HERE.parent / "models" / "hark-wsm-v4.onnx"
+SHIPPED = HERE.parent / "models" / "hark-wsm-v9.onnx"
 
 REQUIRED_KEYS = [
     "hark.contract_version", "hark.model_name", "hark.arch", "hark.num_params",
