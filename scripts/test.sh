@@ -53,9 +53,11 @@ apt_install() {
 if command -v apt-get >/dev/null 2>&1; then
     # What the tests use: the build (C compiler, pkg-config, ALSA headers),
     # python3-venv for .venv, sox (A-law/mu-law WAVs in tests/it),
-    # espeak-ng (train/test_make_corpus.py), and systemd-analyze
-    # (tests/it/systemd.rs), from `systemd` only when it is missing.
-    want=(build-essential pkg-config libasound2-dev python3-venv sox espeak-ng)
+    # espeak-ng (train/test_make_corpus.py), alsa-utils (a real recording,
+    # /usr/share/sounds/alsa/Front_Center.wav, in the Whisper encoder
+    # tests), and systemd-analyze (tests/it/systemd.rs), from `systemd`
+    # only when it is missing.
+    want=(build-essential pkg-config libasound2-dev python3-venv sox espeak-ng alsa-utils)
     command -v systemd-analyze >/dev/null 2>&1 || want+=(systemd)
     apt_install "${want[@]}"
 fi

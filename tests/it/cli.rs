@@ -153,11 +153,7 @@ fn sigterm_while_speaking(extra: &[&str]) {
             Err(_) => break,
         }
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    assert!(crate::util::sigterm(child.id()));
     let status = child.wait().expect("wait");
     let mut err = String::new();
     let _ = child
@@ -239,11 +235,7 @@ fn sigterm_ends_a_read_of_a_stalled_stdin_and_flushes() {
     }
     // let hark consume the rest of what was written and block in read
     std::thread::sleep(Duration::from_millis(500));
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    assert!(crate::util::sigterm(child.id()));
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().expect("try_wait") {

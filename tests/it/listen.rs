@@ -84,10 +84,7 @@ pub fn listen_on_raw(samples: &[f32], secs: f64, extra: &[&str]) -> (Option<i32>
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let pid = child.id().to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
+    crate::util::sigterm(child.id());
     let o = child.wait_with_output().expect("wait");
     (o.status.code(), stdout(&o), stderr(&o))
 }
@@ -140,9 +137,7 @@ fn an_unpaced_source_is_reported_once_and_gives_no_empty_final() {
             .spawn()
             .expect("spawn");
         std::thread::sleep(Duration::from_secs(6));
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        crate::util::sigterm(child.id());
         let o = child.wait_with_output().expect("wait");
         let (out, err) = (stdout(&o), stderr(&o));
         assert_eq!(o.status.code(), Some(0), "{err}");

@@ -55,9 +55,7 @@ fn listen_notifies_ready_feeds_the_watchdog_and_reports_stopping() {
         .into_iter()
         .collect();
     messages_until(&sock, Instant::now() + Duration::from_secs(3), &mut before);
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    crate::util::sigterm(child.id());
     let mut after = Vec::new();
     messages_until(&sock, Instant::now() + Duration::from_secs(2), &mut after);
     let o = child.wait_with_output().expect("wait");
@@ -102,9 +100,7 @@ fn without_notify_socket_listen_runs_as_before() {
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(1500));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    crate::util::sigterm(child.id());
     let o = child.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(

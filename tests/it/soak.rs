@@ -357,9 +357,7 @@ fn listen_with_overruns_and_a_stalled_reader_keeps_going() {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        crate::util::sigterm(pid);
         (reader.join().expect("reader"), rss)
     });
     let o = child.wait_with_output().expect("wait");
@@ -492,9 +490,7 @@ fn listen_on_a_paced_source_marks_every_dropped_sample_as_a_gap() {
         // Regression: the writer met the closed pipe before it was told
         // hark was stopping, and failed the test after an hour's run.
         terminating.store(true, Ordering::Relaxed);
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        crate::util::sigterm(pid);
         let status = child.wait().expect("wait");
         stop_writing.store(true, Ordering::Relaxed);
         let o = std::process::Output {
