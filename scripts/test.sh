@@ -65,10 +65,10 @@ fi
 # PyTorch, by the first route that works (written to .venv/torch-route):
 #   cpu-index  PyTorch's CPU-only wheel from its own index (~1.7 GB .venv);
 #   system     where that index cannot be reached and apt offers
-#              python3-torch (Debian 12: 1.13): the system's torch and numpy
+#              python3-torch 1.13 or newer (Debian 12's): the system's torch and numpy
 #              in a .venv made with --system-site-packages, with the pins of
 #              train/requirements-debian-torch.txt (~0.6 GB of packages and
-#              ~0.9 GB .venv);
+#              a ~0.8 GB .venv);
 #   pypi       otherwise PyPI's torch, with ~4 GB of CUDA libraries the
 #              tests never use.
 pip=(.venv/bin/pip install -q --disable-pip-version-check)
@@ -83,7 +83,8 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
         route=cpu-index
         say "installed $torch_req (CPU-only wheel)"
     elif command -v apt-get >/dev/null 2>&1 && [ -x /usr/bin/python3 ] \
-        && apt-cache policy python3-torch 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        && dpkg --compare-versions "$(apt-cache policy python3-torch 2>/dev/null \
+            | sed -nE 's/^ *Candidate: ([0-9].*)/\1/p')" ge 1.13; then
         route=system
         say "PyTorch's CPU index is not reachable: using the system's python3-torch"
         apt_install python3-torch
