@@ -166,18 +166,10 @@ fn transcribe_raw(samples: &[f32]) -> String {
 
 /// (type, text, start, end) of every event that ends by `until_s`.
 fn events_until(jsonl: &str, until_s: f64) -> Vec<(String, String, f64, f64)> {
-    jsonl
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+    crate::util::jsonl_events(jsonl)
+        .iter()
         .filter(|v| v["end"].as_f64().unwrap_or(f64::MAX) <= until_s)
-        .map(|v| {
-            (
-                v["type"].as_str().unwrap_or("").to_string(),
-                v["text"].as_str().unwrap_or("").to_string(),
-                v["start"].as_f64().unwrap_or(-1.0),
-                v["end"].as_f64().unwrap_or(-1.0),
-            )
-        })
+        .map(crate::util::event_fields)
         .collect()
 }
 

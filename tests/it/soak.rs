@@ -70,16 +70,12 @@ fn spawn_listen(conf: &std::path::Path, extra: &[&str]) -> std::process::Child {
 
 /// A final event: (text, start, end).
 fn finals(jsonl: &str) -> Vec<(String, f64, f64)> {
-    jsonl
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+    crate::util::jsonl_events(jsonl)
+        .iter()
         .filter(|v| v["type"] == "final")
         .map(|v| {
-            (
-                v["text"].as_str().unwrap_or("").to_string(),
-                v["start"].as_f64().unwrap_or(-1.0),
-                v["end"].as_f64().unwrap_or(-1.0),
-            )
+            let (_, text, start, end) = crate::util::event_fields(v);
+            (text, start, end)
         })
         .collect()
 }

@@ -215,3 +215,21 @@ pub fn sigterm(pid: u32) -> bool {
     // SAFETY: kill(2) takes two integers and touches no memory of ours.
     unsafe { libc::kill(pid, libc::SIGTERM) == 0 }
 }
+
+/// Every line of hark's jsonl output, parsed.
+pub fn jsonl_events(jsonl: &str) -> Vec<serde_json::Value> {
+    jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .collect()
+}
+
+/// (type, text, start, end) of one event; a missing field reads as "" or -1.
+pub fn event_fields(v: &serde_json::Value) -> (String, String, f64, f64) {
+    (
+        v["type"].as_str().unwrap_or("").to_string(),
+        v["text"].as_str().unwrap_or("").to_string(),
+        v["start"].as_f64().unwrap_or(-1.0),
+        v["end"].as_f64().unwrap_or(-1.0),
+    )
+}
