@@ -74,6 +74,7 @@ fi
 pip=(.venv/bin/pip install -q --disable-pip-version-check)
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     torch_req="$(grep -E '^torch==' train/requirements.txt)"
+    [ -d .venv ] && say "recreating .venv: it has no working torch"
     rm -rf .venv
     python3 -m venv .venv
     # The CPU-only wheel (no CUDA libraries); its dependencies come from
