@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from train import freq_warp, pad_arrays, tempo  # noqa: E402
+from train import add_noise, freq_warp, pad_arrays, tempo  # noqa: E402
 
 
 def test_warp_of_one_is_identity():
@@ -38,6 +38,16 @@ def test_tempo_changes_the_length_and_keeps_the_ends():
         assert g.shape == (frames, 80)
         assert g[0, 0] == 0 and g[-1, 0] == 99
         assert np.allclose(np.diff(g[:, 0]), 99 / (frames - 1), atol=1e-4)
+
+
+def test_noise_raises_quiet_frames_more_than_loud_ones():
+    # log-mel energies: a loud frame (0) and digital silence (-16) per bin
+    f = np.array([[0.0] * 80, [-16.0] * 80] * 20, dtype=np.float32)
+    g = add_noise(f, 20.0, np.random.default_rng(0))
+    assert g.shape == f.shape
+    assert bool((g >= f).all())  # power is only ever added
+    loud, quiet = g[0::2] - f[0::2], g[1::2] - f[1::2]
+    assert float(loud.mean()) < 0.1 < float(quiet.mean())
 
 
 def test_padding_covers_each_stretched_clip():

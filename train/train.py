@@ -161,6 +161,19 @@ def freq_warp(x, alphas):
     return x
 
 
+def add_noise(f, snr_db, rng_np):
+    """Features of the clip with stationary noise added in the power domain:
+    a per-bin noise floor `snr_db` below the clip's mean log-mel energy in
+    that bin, with a random spectral tilt and frame-to-frame jitter
+    (features are natural-log mel energies)."""
+    f = f.astype(np.float32)
+    bins = f.shape[1]
+    floor = f.mean(0) - snr_db * math.log(10) / 10
+    tilt = rng_np.uniform(-1.5, 1.5) * np.linspace(-1, 1, bins, dtype=np.float32)
+    noise = floor + tilt + rng_np.normal(0, 0.5, f.shape).astype(np.float32)
+    return np.logaddexp(f, noise)
+
+
 def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8, allowed=None):
     lens = np.diff(offsets)
     ids = [i for i in range(len(lens))
@@ -244,6 +257,8 @@ def main():
                     help="per-utterance mel-axis warp factor drawn from 1 +- this (0: off)")
     ap.add_argument("--tempo", type=float, default=0.0,
                     help="per-utterance speaking-rate factor drawn from 1 +- this, applied to the features (0: off)")
+    ap.add_argument("--noise-snr", type=float, nargs=2, metavar=("LOW_DB", "HIGH_DB"),
+                    help="add stationary noise to half the clips at an SNR drawn from LOW..HIGH dB (features)")
     ap.add_argument("--init-onnx", help="start from the weights of this exported model of the same architecture "
                                         "(fine-tuning a shipped model); a resumed run ignores it")
     ap.add_argument("--init-ckpt", help="start from the model in this training checkpoint (e.g. <run>/last.pt): "
@@ -325,6 +340,10 @@ def main():
         clips = [feats[offsets[i] : offsets[i + 1]] for i in ids]
         if a.tempo > 0:
             clips = [tempo(c, rng.uniform(1 - a.tempo, 1 + a.tempo)) for c in clips]
+        if a.noise_snr:
+            lo, hi = a.noise_snr
+            noise_rng = np.random.default_rng(rng.randrange(1 << 30))
+            clips = [add_noise(c, rng.uniform(lo, hi), noise_rng) if rng.random() < 0.5 else c for c in clips]
         x, out_lens = pad_arrays(clips, cfg.chunk_multiple)
         if a.warp > 0:
             x = freq_warp(x, [rng.uniform(1 - a.warp, 1 + a.warp) for _ in ids])
