@@ -43,7 +43,7 @@ def main():
         ds = run_json(["benches/downsampling.py"], td / "downsampling.json")
         engines = run_json(["benches/engines.py", "--rounds", "5"], td / "engines.json")
         peers = run_json(["train/peers.py", "--max-synthetic", "100"], td / "peers.json")
-        hark = run_json(["train/evaluate.py", "--model", "models/hark-wsm-v9.onnx", "--max-synthetic", "100"],
+        hark = run_json(["train/evaluate.py", "--max-synthetic", "100"],
                         td / "hark.json")
     bench = json.loads(subprocess.run([str(ROOT / "target/release/hark"), "bench", "--format", "json"],
                                       check=True, capture_output=True, text=True).stdout)

@@ -23,7 +23,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "train"))
 import fbank as FB  # noqa: E402
-from evalsets import load_audio  # noqa: E402
+from evalsets import SHIPPED_MODEL, load_audio  # noqa: E402
 from evaluate import Recognizer  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def tract_step_ms(binary: pathlib.Path, model: str, wavs) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "models" / "hark-wsm-v9.onnx"))
+    ap.add_argument("--model", default=str(ROOT / SHIPPED_MODEL))
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "hark"))
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", help="write the results as JSON here")

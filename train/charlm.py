@@ -59,7 +59,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import read_manifest  # noqa: E402
+from evalsets import SHIPPED_MODEL, read_manifest  # noqa: E402
 from train import greedy  # noqa: E402
 
 BOS, EOS = "^", "$"
@@ -604,12 +604,12 @@ def main():
     st.add_argument("--beam", type=int)
     st.add_argument("--prune", type=float)
     v = sub.add_parser("vectors", help="write test vectors for the Rust beam search")
-    v.add_argument("--model", default="models/hark-wsm-v9.onnx")
+    v.add_argument("--model", default=SHIPPED_MODEL)
     v.add_argument("--lm", default="models/hark-charlm6.bin")
     v.add_argument("--out", default="tests/data/beam_vectors.json")
     v.add_argument("wav", nargs="+")
     e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER over an alpha x beta grid (tuning on dev)")
-    e.add_argument("--model", default="models/hark-wsm-v9.onnx")
+    e.add_argument("--model", default=SHIPPED_MODEL)
     e.add_argument("--lm", required=True)
     e.add_argument("--corpus", default="data/corpus")
     e.add_argument("--split", default="dev", help="dev, test_clean, or none")

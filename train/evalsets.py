@@ -17,6 +17,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from textnorm import normalize  # noqa: E402
 
+# The bundled acoustic model, relative to the repository root (src/model.rs
+# embeds the same file): the default of every script that reads it.
+SHIPPED_MODEL = "models/hark-wsm-v9.onnx"
+
 PS = pathlib.Path("/usr/share/pocketsphinx/test/data")
 ALSA = pathlib.Path("/usr/share/sounds/alsa")
 CODEC2 = pathlib.Path("/usr/share/codec2/raw/speech_orig_16k.wav")

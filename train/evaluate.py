@@ -28,7 +28,8 @@ import onnxruntime as ort
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
-from evalsets import load_audio, manifest_path, read_manifest, real_recordings, speechocean_test, voice_set  # noqa: E402
+from evalsets import (SHIPPED_MODEL, load_audio, manifest_path, read_manifest, real_recordings,  # noqa: E402
+                      speechocean_test, voice_set)
 from train import greedy  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
@@ -128,7 +129,7 @@ def generalization_sets(rec, corpus: pathlib.Path, n: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/hark-wsm-v9.onnx")
+    ap.add_argument("--model", default=SHIPPED_MODEL)
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--max-synthetic", type=int, default=400)

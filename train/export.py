@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import fbank as FB  # noqa: E402
+from evalsets import SHIPPED_MODEL  # noqa: E402
 from model import BLANK_ID, HarkModel, ModelConfig, count_params, macs_per_second  # noqa: E402
 
 CONTRACT_VERSION = 1
@@ -233,7 +234,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--chunk-frames", type=int, default=32, help="feature frames (10 ms) per model step")
-    ap.add_argument("--name", default="hark-wsm-v9")
+    ap.add_argument("--name", default=pathlib.Path(SHIPPED_MODEL).stem)
     ap.add_argument("--fp16", action="store_true", help="store weights as float16 (computed in float32)")
     a = ap.parse_args()
     if a.random:

@@ -16,11 +16,12 @@ import torch
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
+from evalsets import SHIPPED_MODEL  # noqa: E402
 from evaluate import Recognizer, pad_to_chunks  # noqa: E402
 from export import export, weights_from_onnx  # noqa: E402
 from model import HarkModel, ModelConfig  # noqa: E402
 
-SHIPPED = HERE.parent / "models" / "hark-wsm-v9.onnx"
+SHIPPED = HERE.parent / SHIPPED_MODEL
 
 REQUIRED_KEYS = [
     "hark.contract_version", "hark.model_name", "hark.arch", "hark.num_params",
