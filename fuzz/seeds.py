@@ -198,5 +198,5 @@ tri = [(1 * 32 + 2, -0.3, [(2, -0.2)])]
 write("lm", "order1", lm(sym, [uni]))
 write("lm", "order2", lm(sym, [uni, bi]))
 write("lm", "order3", lm(sym, [uni, bi, tri]))
-bundled_lm = (ROOT / "models" / "hark-charlm6.bin").read_bytes()
+bundled_lm = (ROOT / "models" / "hark-charlm7.bin").read_bytes()
 write("lm", "bundled-head", bundled_lm[:2048])

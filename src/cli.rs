@@ -95,7 +95,7 @@ pub struct DecodeArgs {
     #[arg(long)]
     pub no_lm: bool,
     /// Beam width of the LM beam search [default: the LM file's tuned
-    /// width; 16 for the bundled LM, `hark model` prints it].
+    /// width; 32 for the bundled LM, `hark model` prints it].
     #[arg(long, conflicts_with = "no_lm")]
     pub beam: Option<usize>,
 }

@@ -3,11 +3,11 @@ reference for the runtime's decoder (src/decode/beam.rs, src/decode/lm.rs),
 which reads the binary form that `export` writes and must reproduce
 `beam_search` here exactly (`vectors` writes the test vectors that check it).
 
-    python train/charlm.py build --corpus data/corpus --order 6 --out data/charlm6.json
-    python train/charlm.py eval --model models/hark-wsm-v9.onnx --lm data/charlm6.json \\
+    python train/charlm.py build --corpus data/mix --plan-seed 1234 --order 7 --out data/charlm7.json
+    python train/charlm.py eval --model models/hark-wsm-v9.onnx --lm data/charlm7.json \\
         --split dev --max 200 --alpha 0,0.5,1 --beta 0,1 --beam 8 [--real]
-    python train/charlm.py export --lm data/charlm6.json --out models/hark-charlm6.bin \\
-        --alpha 1.0 --beta 0.5 --beam 8 --prune 10
+    python train/charlm.py export --lm data/charlm7.json --out models/hark-charlm7.bin \\
+        --alpha 1.0 --beta 1.5 --beam 32 --prune 10
     python train/charlm.py vectors tests/data/e2e/*.wav
 
 The LM is trained ONLY on training-side text: the `text` fields of the
@@ -591,7 +591,7 @@ def main():
     b.add_argument("--plan-seed", type=int, help="also every training sentence of make_corpus.py's plan with this seed")
     x = sub.add_parser("export", help="write the LM in the runtime's binary form, with its tuned settings")
     x.add_argument("--lm", required=True, help="LM built by `build`")
-    x.add_argument("--out", required=True, help="binary LM (models/hark-charlm6.bin is the bundled one)")
+    x.add_argument("--out", required=True, help="binary LM (models/hark-charlm7.bin is the bundled one)")
     x.add_argument("--alpha", type=float, default=1.0)
     x.add_argument("--beta", type=float, default=1.0)
     x.add_argument("--beam", type=int, default=16)
@@ -605,7 +605,7 @@ def main():
     st.add_argument("--prune", type=float)
     v = sub.add_parser("vectors", help="write test vectors for the Rust beam search")
     v.add_argument("--model", default=SHIPPED_MODEL)
-    v.add_argument("--lm", default="models/hark-charlm6.bin")
+    v.add_argument("--lm", default="models/hark-charlm7.bin")
     v.add_argument("--out", default="tests/data/beam_vectors.json")
     v.add_argument("wav", nargs="+")
     e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER over an alpha x beta grid (tuning on dev)")

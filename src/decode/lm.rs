@@ -8,10 +8,10 @@
 
 use crate::error::{HarkError, Result};
 
-/// The LM built into the binary: a 6-gram over the training sentences of
-/// the bundled model (see models/README.md, "hark-charlm6.bin").
-pub static BUNDLED_LM: &[u8] = include_bytes!("../../models/hark-charlm6.bin");
-pub const BUNDLED_LM_NAME: &str = "hark-charlm6 (bundled)";
+/// The LM built into the binary: a 7-gram over the training sentences of
+/// the bundled model (see models/README.md, "hark-charlm7.bin").
+pub static BUNDLED_LM: &[u8] = include_bytes!("../../models/hark-charlm7.bin");
+pub const BUNDLED_LM_NAME: &str = "hark-charlm7 (bundled)";
 
 const MAGIC: &[u8; 8] = b"HARKCLM1";
 const VERSION: u32 = 1;

@@ -29,7 +29,7 @@ test_clean splits and the real recordings (evaluation only); with
 --kokoro-clips M, also the first M Kokoro training clips (a set of their
 own; `train --with-kokoro` adds them) and the test_kokoro split. `train` fits a
 head (linear, or a 2-layer MLP) with CTC, then scores greedy and with the
-bundled character LM (models/hark-charlm6.bin, its stored beam settings).
+bundled character LM (models/hark-charlm7.bin, its stored beam settings).
 Nothing here is shipped; it is a measurement.
 """
 
@@ -297,7 +297,7 @@ def main():
     t.add_argument("--batch-frames", type=int, default=20000)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--noise", type=float, default=0.0)
-    t.add_argument("--lm", default=str(HERE.parent.parent / "models" / "hark-charlm6.bin"))
+    t.add_argument("--lm", default=str(HERE.parent.parent / "models" / "hark-charlm7.bin"))
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--attention", default="full", help="use the features made with this --attention")
