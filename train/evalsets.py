@@ -19,7 +19,7 @@ from textnorm import normalize  # noqa: E402
 
 # The bundled acoustic model, relative to the repository root (src/model.rs
 # embeds the same file): the default of every script that reads it.
-SHIPPED_MODEL = "models/hark-wsm-v9.onnx"
+SHIPPED_MODEL = "models/hark-wsm-v12.onnx"
 
 PS = pathlib.Path("/usr/share/pocketsphinx/test/data")
 ALSA = pathlib.Path("/usr/share/sounds/alsa")

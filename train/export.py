@@ -2,7 +2,7 @@
 contract (docs/model-contract.md): fixed chunk shape, explicit state tensors,
 every runtime fact in metadata_props.
 
-    python train/export.py --ckpt train/runs/wsm/best.pt --out models/hark-wsm-v9.onnx
+    python train/export.py --ckpt train/runs/wsm/best.pt --out models/hark-wsm-v12.onnx
 """
 
 import argparse

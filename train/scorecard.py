@@ -1,9 +1,9 @@
 """The model card's accuracy table: WER (and CER for hark) per evaluation
 set, for hark models and the peers, on the same audio.
 
-    python train/scorecard.py --run --hark target/release/hark --model models/hark-wsm-v9.onnx \
-        --out-dir results/v9
-    python train/scorecard.py --out-dir results/v9      # the table again, from the stored results
+    python train/scorecard.py --run --hark target/release/hark --model models/hark-wsm-v12.onnx \
+        --out-dir results/v12
+    python train/scorecard.py --out-dir results/v12     # the table again, from the stored results
 
 With --run it measures first, each step writing its JSON into --out-dir:
 `train/evaluate.py --hark BINARY` with the bundled LM (hark-lm.json) and
