@@ -59,7 +59,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import SHIPPED_MODEL, read_manifest  # noqa: E402
+from evalsets import SHIPPED_LM, SHIPPED_MODEL, read_manifest  # noqa: E402
 from train import greedy  # noqa: E402
 
 BOS, EOS = "^", "$"
@@ -591,7 +591,7 @@ def main():
     b.add_argument("--plan-seed", type=int, help="also every training sentence of make_corpus.py's plan with this seed")
     x = sub.add_parser("export", help="write the LM in the runtime's binary form, with its tuned settings")
     x.add_argument("--lm", required=True, help="LM built by `build`")
-    x.add_argument("--out", required=True, help="binary LM (models/hark-charlm7.bin is the bundled one)")
+    x.add_argument("--out", required=True, help=f"binary LM ({SHIPPED_LM} is the bundled one)")
     x.add_argument("--alpha", type=float, default=1.0)
     x.add_argument("--beta", type=float, default=1.0)
     x.add_argument("--beam", type=int, default=16)
@@ -605,7 +605,7 @@ def main():
     st.add_argument("--prune", type=float)
     v = sub.add_parser("vectors", help="write test vectors for the Rust beam search")
     v.add_argument("--model", default=SHIPPED_MODEL)
-    v.add_argument("--lm", default="models/hark-charlm7.bin")
+    v.add_argument("--lm", default=SHIPPED_LM)
     v.add_argument("--out", default="tests/data/beam_vectors.json")
     v.add_argument("wav", nargs="+")
     e = sub.add_parser("eval", help="greedy vs beam+LM WER/CER over an alpha x beta grid (tuning on dev)")

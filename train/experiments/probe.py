@@ -297,7 +297,7 @@ def main():
     t.add_argument("--batch-frames", type=int, default=20000)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--noise", type=float, default=0.0)
-    t.add_argument("--lm", default=str(HERE.parent.parent / "models" / "hark-charlm7.bin"))
+    t.add_argument("--lm", default=str(HERE.parent.parent / evalsets.SHIPPED_LM))
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--attention", default="full", help="use the features made with this --attention")
