@@ -3,6 +3,10 @@ contract (docs/model-contract.md): fixed chunk shape, explicit state tensors,
 every runtime fact in metadata_props.
 
     python train/export.py --ckpt train/runs/wsm/best.pt --out models/hark-wsm-v12.onnx
+
+With several --ckpt files (checkpoints of one run, or of runs that continue
+one another: same architecture), their weights are averaged, parameter by
+parameter, before export.
 """
 
 import argparse
@@ -227,9 +231,27 @@ def load_checkpoint(path):
     return model.eval()
 
 
+def average_checkpoints(paths):
+    """The HarkModel whose every floating-point weight is the mean of those
+    of the checkpoints (which must share one architecture), and a line saying
+    how it was made."""
+    models = [load_checkpoint(p) for p in paths]
+    cfgs = {json.dumps(vars(m.cfg), sort_keys=True) for m in models}
+    if len(cfgs) != 1:
+        raise SystemExit(f"cannot average checkpoints of different architectures: {', '.join(map(str, paths))}")
+    states = [m.state_dict() for m in models]
+    avg = {}
+    for k, v in states[0].items():
+        avg[k] = torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+    models[0].load_state_dict(avg)
+    trainings = [torch.load(p, map_location="cpu", weights_only=False).get("training", "") for p in paths]
+    training = f"the mean of the weights of {len(paths)} checkpoints: " + " | ".join(t for t in trainings if t)
+    return models[0].eval(), training
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", help="training checkpoint (.pt); omit with --random")
+    ap.add_argument("--ckpt", nargs="+", help="training checkpoint (.pt), or several to average; omit with --random")
     ap.add_argument("--random", action="store_true", help="export untrained weights (for runtime tests)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
@@ -241,9 +263,11 @@ def main():
         torch.manual_seed(a.seed)
         model = HarkModel(ModelConfig())
         training = f"untrained: random weights, seed {a.seed}"
+    elif len(a.ckpt) > 1:
+        model, training = average_checkpoints(a.ckpt)
     else:
-        model = load_checkpoint(a.ckpt)
-        ck = torch.load(a.ckpt, map_location="cpu", weights_only=False)
+        model = load_checkpoint(a.ckpt[0])
+        ck = torch.load(a.ckpt[0], map_location="cpu", weights_only=False)
         training = ck.get("training", "")
     export(model, a.out, a.chunk_frames, a.name, training, fp16=a.fp16)
     size = pathlib.Path(a.out).stat().st_size

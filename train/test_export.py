@@ -164,3 +164,21 @@ def test_weights_from_a_file_of_another_architecture_are_refused(tmp_path):
     export(small_model(seed=0), path, 16)
     with pytest.raises(ValueError):
         weights_from_onnx(small_model(seed=0, conv_kernel=0), path)
+
+
+def test_checkpoints_average_weight_by_weight_and_only_within_one_architecture(tmp_path):
+    from export import average_checkpoints
+    from model import config_dict
+
+    paths = []
+    for seed, kw in ((0, {}), (1, {}), (2, {"conv_kernel": 0})):
+        m = small_model(seed=seed, **kw)
+        paths.append(tmp_path / f"{seed}.pt")
+        torch.save({"config": config_dict(m.cfg), "model": m.state_dict(), "training": f"run {seed}"}, paths[-1])
+    avg, training = average_checkpoints(paths[:2])
+    a, b = small_model(seed=0).state_dict(), small_model(seed=1).state_dict()
+    for name, w in avg.state_dict().items():
+        assert torch.allclose(w, (a[name] + b[name]) / 2), name
+    assert "2 checkpoints" in training and "run 0" in training and "run 1" in training
+    with pytest.raises(SystemExit, match="different architectures"):
+        average_checkpoints([paths[0], paths[2]])

@@ -128,17 +128,25 @@ def tempo(f, rate):
     return f[lo].astype(np.float32) * (1 - w) + f[hi].astype(np.float32) * w
 
 
-def spec_augment(x, lens_frames, rng):
-    """Two frequency masks and time masks (~5% of each utterance)."""
+SPECAUG = {
+    # (widest frequency mask in bins, frames of speech per time mask, widest time mask in frames)
+    "mild": (15, 200, 20),  # two frequency masks, ~5% of the frames
+    "strong": (27, 100, 30),  # two wider frequency masks, ~15% of the frames
+}
+
+
+def spec_augment(x, lens_frames, rng, policy="mild"):
+    """Two frequency masks and time masks, as SPECAUG[policy] says."""
+    max_f, per_mask, max_t = SPECAUG[policy]
     b, t, f = x.shape
     for i in range(b):
         for _ in range(2):
-            w = rng.randint(0, 15)
+            w = rng.randint(0, max_f)
             s = rng.randint(0, f - w)
             x[i, :, s : s + w] = x[i].mean()
         n = int(lens_frames[i])
-        for _ in range(max(1, n // 200)):
-            w = rng.randint(0, min(20, max(1, n // 20)))
+        for _ in range(max(1, n // per_mask)):
+            w = rng.randint(0, min(max_t, max(1, n // 20)))
             s = rng.randint(0, max(1, n - w))
             x[i, s : s + w, :] = x[i].mean()
     return x
@@ -255,6 +263,8 @@ def main():
                     help="first steps on clean clips of at most --curriculum-max-frames, small batches")
     ap.add_argument("--warp", type=float, default=0.0,
                     help="per-utterance mel-axis warp factor drawn from 1 +- this (0: off)")
+    ap.add_argument("--specaug", default="mild", choices=sorted(SPECAUG),
+                    help="SpecAugment policy: mild (~5%% of frames masked, every model up to v12) or strong (~15%%)")
     ap.add_argument("--tempo", type=float, default=0.0,
                     help="per-utterance speaking-rate factor drawn from 1 +- this, applied to the features (0: off)")
     ap.add_argument("--noise-snr", type=float, nargs=2, metavar=("LOW_DB", "HIGH_DB"),
@@ -347,7 +357,7 @@ def main():
         x, out_lens = pad_arrays(clips, cfg.chunk_multiple)
         if a.warp > 0:
             x = freq_warp(x, [rng.uniform(1 - a.warp, 1 + a.warp) for _ in ids])
-        x = spec_augment(x, [len(c) for c in clips], rng)
+        x = spec_augment(x, [len(c) for c in clips], rng, a.specaug)
         tg = [targets[i] for i in ids]
         lp = model(x)[0]
         loss = F.ctc_loss(
