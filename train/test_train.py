@@ -4,6 +4,7 @@ import pathlib
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -72,3 +73,49 @@ def test_a_grown_model_computes_what_the_small_one_did():
         # the old blocks sit at 0, 2, 4; the new ones still learn
         assert torch.equal(big.blocks[2].ff1.weight, small.blocks[1].ff1.weight)
     assert big.blocks[1].combine.weight.abs().sum() == 0
+
+
+def _tiny_corpus(root):
+    """A corpus of a few short noise clips with texts, as make_corpus.py/mix.py lay it out."""
+    import json
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("dev", 2)):
+        (root / split / "wav").mkdir(parents=True)
+        rows = []
+        for i in range(n):
+            path = f"{split}/wav/{i}.wav"
+            sf.write(root / path, (0.1 * rng.standard_normal(8000 + 1600 * i)).astype(np.float32), 16000)
+            rows.append({"path": path, "text": ["yes", "no", "go left"][i % 3]})
+        (root / split / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_training_runs_resumes_and_refuses_a_missing_gpu(tmp_path, monkeypatch):
+    import json
+
+    import train as T
+
+    corpus, run = _tiny_corpus(tmp_path / "corpus"), tmp_path / "run"
+    args = ["train.py", "--corpus", str(corpus), "--run", str(run), "--d-model", "32", "--layers", "1",
+            "--warmup", "1", "--eval-every", "2", "--threads", "1", "--specaug", "strong", "--tempo", "0.1"]
+    monkeypatch.setattr(sys, "argv", args + ["--steps", "2"])
+    T.main()
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    start = next(x for x in log if x["msg"] == "start")
+    assert start["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert [x["step"] for x in log if x["msg"] == "dev"] == [2]
+    assert (run / "last.pt").exists() and (run / "best.pt").exists()
+    # the same command with more steps continues from last.pt
+    monkeypatch.setattr(sys, "argv", args + ["--steps", "4"])
+    T.main()
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert any(x["msg"] == "resumed at step 2" for x in log)
+    assert [x["step"] for x in log if x["msg"] == "dev"] == [2, 4]
+    assert torch.load(run / "last.pt", map_location="cpu", weights_only=False)["step"] == 4
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(sys, "argv", args + ["--steps", "6", "--device", "cuda"])
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            T.main()

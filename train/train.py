@@ -1,5 +1,8 @@
-"""Train the streaming WSM-CTC model on a corpus (CPU): the synthetic one of
-make_corpus.py, or synthetic and real speech together (train/mix.py).
+"""Train the streaming WSM-CTC model on a corpus: the synthetic one of
+make_corpus.py, or synthetic and real speech together (train/mix.py). On
+the CPU, or on a CUDA GPU when PyTorch sees one (--device auto; every
+shipped model so far was trained on 2 CPU cores, the GPU path has not been
+run on a GPU yet).
 
     python train/train.py --corpus data/corpus --run train/runs/wsm --steps 6000
 
@@ -225,7 +228,7 @@ def score(model, texts, lengths, batch, vocab, max_utts=400):
         for k in range(0, n, 16):
             ids = order[k : k + 16]
             x, out_lens = batch(ids)
-            lp = model(x)[0]
+            lp = model(x.to(model.feat_mean.device))[0].cpu()
             for b, i in enumerate(ids):
                 hyp, ref = greedy(lp[b][: int(out_lens[b])], vocab), texts[i]
                 werr += edit_distance(ref.split(), hyp.split())
@@ -254,6 +257,8 @@ def main():
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="where the model trains: auto takes the GPU when PyTorch sees one (CUDA), else the CPU")
     ap.add_argument("--arch", default="wsm", choices=["wsm", "mhsa"])
     ap.add_argument("--downsample", type=int, default=2)
     ap.add_argument("--d-model", type=int, default=256)
@@ -280,6 +285,10 @@ def main():
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA device here (a CPU-only build, or no GPU); "
+                         "use --device auto or cpu")
+    device = torch.device("cuda" if a.device != "cpu" and torch.cuda.is_available() else "cpu")
     run, log = open_run(a.run)
 
     corpus = pathlib.Path(a.corpus)
@@ -310,6 +319,7 @@ def main():
     if skip:
         allowed = {i for i, it in enumerate(train_items) if it.get("engine") not in skip}
         log(f"leaving out the {len(train[2]) - len(allowed)} training clips of {sorted(skip)}")
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
 
     lr_at = lr_schedule(a.lr, a.warmup, a.steps, floor=0.02)
@@ -323,6 +333,8 @@ def main():
         step, best, epoch, pos = ck["step"], ck["best"], ck["epoch"], ck["pos"]
         rng.setstate(ck["rng"])
         torch.set_rng_state(ck["torch_rng"])
+        if device.type == "cuda" and ck.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ck["cuda_rng"])
         log(f"resumed at step {step}")
     n_used = len(train[2]) if allowed is None else len(allowed)
     hours = (len(train[0]) if allowed is None else sum(int(train[1][i + 1] - train[1][i]) for i in allowed)) / 360000
@@ -330,12 +342,13 @@ def main():
         f"corpus {corpus} ({n_used} utterances, {hours:.1f} h); command: python train/train.py "
         + " ".join(sys.argv[1:])
     )
-    log("start", params=count_params(model), config=config_dict(cfg), training=training)
+    log("start", params=count_params(model), config=config_dict(cfg), training=training, device=str(device))
 
     def save(name):
         torch.save({
             "model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
             "epoch": epoch, "pos": pos, "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
             "config": config_dict(cfg), "training": training,
         }, run / (name + ".tmp"))
         (run / (name + ".tmp")).replace(run / name)
@@ -359,10 +372,10 @@ def main():
             x = freq_warp(x, [rng.uniform(1 - a.warp, 1 + a.warp) for _ in ids])
         x = spec_augment(x, [len(c) for c in clips], rng, a.specaug)
         tg = [targets[i] for i in ids]
-        lp = model(x)[0]
+        lp = model(x.to(device))[0]
         loss = F.ctc_loss(
-            lp.transpose(0, 1), torch.tensor([t for s in tg for t in s]), out_lens,
-            torch.tensor([len(s) for s in tg]), blank=BLANK_ID, reduction="sum", zero_infinity=True,
+            lp.transpose(0, 1), torch.tensor([t for s in tg for t in s], device=device), out_lens.to(device),
+            torch.tensor([len(s) for s in tg], device=device), blank=BLANK_ID, reduction="sum", zero_infinity=True,
         ) / len(ids)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
