@@ -1,18 +1,7 @@
 import json
-import struct
 
 import gamescript as gs
-
-
-def _queen_1c(path, entries):
-    head = b"QTBL" + b"CEM10\0" + b"\0\0" + b"\1" + struct.pack(">H", len(entries))
-    body_at = len(head) + 21 * len(entries)
-    table, body = b"", b""
-    for name, blob in entries:
-        table += name.ljust(12, b"\0") + b"\1" + struct.pack(">II", body_at + len(body), len(blob))
-        body += blob
-    path.write_bytes(head + table + body)
-    return path
+from test_realdata import queen_1c
 
 
 def _lp(text: bytes) -> bytes:
@@ -24,7 +13,7 @@ def test_script_lines_drop_codes_stage_directions_and_glued_length_bytes(tmp_pat
     dog = (b"AmBk\0\x0f" + _lp(b"At least I don't look like I need to wear one.*15") + b"\0\0"
            + _lp(b"*FRIf we don't get back to the hangar, we're sunk!*02") + b"\0")
     cut = b"\0\x07" + _lp(b"*FLIt's locked...*05(sigh)*10My one chance to meet her,*00gone.*14") + b"\0"
-    path = _queen_1c(tmp_path / "queen.1c", [(b"AND1.DOG", dog), (b"C70D.CUT", cut),
+    path = queen_1c(tmp_path / "queen.1c", [(b"AND1.DOG", dog), (b"C70D.CUT", cut),
                                              (b"X.SB", b"ID3 not text at all, skipped")])
     lines = gs.script_lines(path)
     assert "at least i don't look like i need to wear one" in lines

@@ -20,16 +20,21 @@ import pseudolabel as pl  # noqa: E402
 import realdata as rd  # noqa: E402
 
 
-def test_queen_table_is_read_as_documented(tmp_path):
-    names = [(b"00001J1.SB", b"ID3mp3-one"), (b"ANDY.DOG", b"text")]
-    head = b"QTBL" + b"CEM10\0" + b"\0\0" + b"\1" + struct.pack(">H", len(names))
-    body_at = len(head) + 21 * len(names)
+def queen_1c(path, entries):
+    """A queen.1c resource file holding these (name, bytes) entries, laid
+    out as DATA-SOURCES.md documents the game's."""
+    head = b"QTBL" + b"CEM10\0" + b"\0\0" + b"\1" + struct.pack(">H", len(entries))
+    body_at = len(head) + 21 * len(entries)
     table, body = b"", b""
-    for name, blob in names:
+    for name, blob in entries:
         table += name.ljust(12, b"\0") + b"\1" + struct.pack(">II", body_at + len(body), len(blob))
         body += blob
-    path = tmp_path / "queen.1c"
     path.write_bytes(head + table + body)
+    return path
+
+
+def test_queen_table_is_read_as_documented(tmp_path):
+    path = queen_1c(tmp_path / "queen.1c", [(b"00001J1.SB", b"ID3mp3-one"), (b"ANDY.DOG", b"text")])
     data, entries = rd.queen_entries(path)
     assert [e[0] for e in entries] == ["00001J1.SB", "ANDY.DOG"]
     name, off, size = entries[0]

@@ -99,8 +99,8 @@ def test_training_runs_resumes_and_refuses_a_missing_gpu(tmp_path, monkeypatch):
     import train as T
 
     corpus, run = _tiny_corpus(tmp_path / "corpus"), tmp_path / "run"
-    args = ["train.py", "--corpus", str(corpus), "--run", str(run), "--d-model", "32", "--layers", "1",
-            "--warmup", "1", "--eval-every", "2", "--threads", "1", "--specaug", "strong", "--tempo", "0.1"]
+    args = ["train.py", "--corpus", str(corpus), "--run", str(run), "--d-model", "32", "--layers", "2",
+            "--warmup", "1", "--eval-every", "2", "--threads", "1", "--specaug", "strong", "--tempo", "0.1", "--inter-ctc", "0.3"]
     monkeypatch.setattr(sys, "argv", args + ["--steps", "2"])
     T.main()
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]

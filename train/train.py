@@ -268,6 +268,9 @@ def main():
                     help="first steps on clean clips of at most --curriculum-max-frames, small batches")
     ap.add_argument("--warp", type=float, default=0.0,
                     help="per-utterance mel-axis warp factor drawn from 1 +- this (0: off)")
+    ap.add_argument("--inter-ctc", type=float, default=0.0, metavar="WEIGHT",
+                    help="intermediate CTC: this share of the loss is CTC on the middle block's output, read "
+                         "through the model's own norm and head (training only; the exported model is unchanged)")
     ap.add_argument("--specaug", default="mild", choices=sorted(SPECAUG),
                     help="SpecAugment policy: mild (~5%% of frames masked, every model up to v12) or strong (~15%%)")
     ap.add_argument("--tempo", type=float, default=0.0,
@@ -355,6 +358,19 @@ def main():
 
     feats, offsets, texts = train
     targets = [encode(t, cfg.vocab) for t in texts]
+    middle = {}
+    if a.inter_ctc > 0:
+        # the middle block's output, kept by a hook while training
+        def keep_middle(module, args, out):
+            middle["x"] = out[0] if isinstance(out, (tuple, list)) else out
+
+        model.blocks[len(model.blocks) // 2 - 1].register_forward_hook(keep_middle)
+
+    def ctc(lp, tg, out_lens):
+        return F.ctc_loss(
+            lp.transpose(0, 1), torch.tensor([t for s in tg for t in s], device=device), out_lens.to(device),
+            torch.tensor([len(s) for s in tg], device=device), blank=BLANK_ID, reduction="sum", zero_infinity=True,
+        ) / len(tg)
     model.train()
     t0, seen_frames, loss_avg = time.time(), 0, None
 
@@ -373,10 +389,11 @@ def main():
         x = spec_augment(x, [len(c) for c in clips], rng, a.specaug)
         tg = [targets[i] for i in ids]
         lp = model(x.to(device))[0]
-        loss = F.ctc_loss(
-            lp.transpose(0, 1), torch.tensor([t for s in tg for t in s], device=device), out_lens.to(device),
-            torch.tensor([len(s) for s in tg], device=device), blank=BLANK_ID, reduction="sum", zero_infinity=True,
-        ) / len(ids)
+        loss = ctc(lp, tg, out_lens)
+        if a.inter_ctc > 0:
+            mid = model.head(model.norm(middle.pop("x")))
+            mid = F.log_softmax(mid.reshape(lp.shape), dim=-1)
+            loss = (1 - a.inter_ctc) * loss + a.inter_ctc * ctc(mid, tg, out_lens)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         opt.zero_grad()
