@@ -228,7 +228,7 @@ def score(model, texts, lengths, batch, vocab, max_utts=400):
         for k in range(0, n, 16):
             ids = order[k : k + 16]
             x, out_lens = batch(ids)
-            lp = model(x.to(model.feat_mean.device))[0].cpu()
+            lp = model(x.to(next(model.parameters()).device))[0].cpu()
             for b, i in enumerate(ids):
                 hyp, ref = greedy(lp[b][: int(out_lens[b])], vocab), texts[i]
                 werr += edit_distance(ref.split(), hyp.split())
