@@ -32,6 +32,15 @@ def manifest_path(corpus, split: str) -> pathlib.Path:
     return pathlib.Path(corpus) / split / "manifest.jsonl"
 
 
+def write_jsonl(path, rows) -> None:
+    """Write a JSON-lines manifest, one dict per line, whole or not at all
+    (a temporary file beside it, then renamed over it)."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)
+
+
 def read_jsonl(path) -> list:
     """One dict per non-empty line of a JSON-lines manifest."""
     return [json.loads(x) for x in pathlib.Path(path).read_text().splitlines() if x.strip()]

@@ -33,7 +33,7 @@ from collections import Counter, defaultdict
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from evalsets import read_jsonl  # noqa: E402
-from pseudolabel import decide, summarize  # noqa: E402
+from pseudolabel import decide, save_labels  # noqa: E402
 from realdata import queen_entries  # noqa: E402
 from textnorm import normalize  # noqa: E402
 from wer import edit_distance  # noqa: E402
@@ -166,13 +166,7 @@ def main(argv=None):
     rows = read_jsonl(manifest)
     script = Script(script_lines(pathlib.Path(a.queen)))
     stats = snap(rows, script, a.max_disagreement, a.min_prob)
-    tmp = manifest.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(manifest)
-    summary = summarize(rows)
-    summary["script"] = stats
-    (manifest.parent / "pseudolabel.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps(summary))
+    print(json.dumps(save_labels(manifest, rows, script=stats)))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import read_jsonl, read_manifest  # noqa: E402
+from evalsets import read_jsonl, read_manifest, write_jsonl  # noqa: E402
 
 
 def real_rows(real: pathlib.Path):
@@ -73,9 +73,7 @@ def main():
             s["clips"] += 1
             s["hours"] += r.get("seconds") or r.get("duration_s") or 0.0
         (out / split).mkdir(parents=True, exist_ok=True)
-        tmp = out / split / "manifest.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        tmp.replace(out / split / "manifest.jsonl")
+        write_jsonl(out / split / "manifest.jsonl", rows)
     for split in summary.values():
         for s in split.values():
             s["hours"] = round(s["hours"] / 3600, 3)

@@ -41,7 +41,7 @@ import soundfile as sf
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import read_jsonl  # noqa: E402
+from evalsets import read_jsonl, write_jsonl  # noqa: E402
 from textnorm import normalize  # noqa: E402
 from wer import edit_distance  # noqa: E402
 
@@ -157,6 +157,15 @@ def summarize(rows: list) -> dict:
     return out
 
 
+def save_labels(manifest: pathlib.Path, rows: list, **extra) -> dict:
+    """Rewrite the manifest with the labels, and its summary (plus `extra`)
+    as pseudolabel.json beside it; returns the summary."""
+    write_jsonl(manifest, rows)
+    summary = {**summarize(rows), **extra}
+    (manifest.parent / "pseudolabel.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("manifest")
@@ -183,27 +192,19 @@ def main():
     windows = pack(todo, a.pack_seconds, a.gap_seconds)
     t0, audio_s = time.time(), 0.0
 
-    def save():
-        tmp = manifest.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        tmp.replace(manifest)
-        summary = summarize(rows)
-        (manifest.parent / "pseudolabel.json").write_text(json.dumps(summary, indent=1) + "\n")
-        return summary
-
     for wi, window in enumerate(windows):
         for it, (text, prob) in zip(window, label_window(model, root, window, a.gap_seconds)):
             it["teacher"], it["teacher_prob"], it["teacher_model"] = text, round(prob, 3), f"whisper-{a.teacher}"
             it["keep"], it["keep_why"] = decide(it, a.max_disagreement, a.min_prob)
             audio_s += it["seconds"]
         if wi % 20 == 19 or wi == len(windows) - 1:
-            s = save()
+            s = save_labels(manifest, rows)
             print(f"{wi + 1}/{len(windows)} windows, {audio_s / 3600:.2f} h in {time.time() - t0:.0f} s "
                   f"({audio_s / max(1e-9, time.time() - t0):.1f}x real time), kept {s['kept']}/{s['labelled']}",
                   flush=True)
         if a.max_hours and audio_s >= a.max_hours * 3600:
             break
-    print(json.dumps(save()))
+    print(json.dumps(save_labels(manifest, rows)))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from multiprocessing import Pool
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from evalsets import write_jsonl  # noqa: E402
 from textnorm import normalize  # noqa: E402
 
 SAMPLE_RATE_HZ = 16000
@@ -123,9 +124,7 @@ def write_source(out: pathlib.Path, source: str, clips: list, jobs: int, seed: i
                      "speaker": c.pop("speaker"), "source": source, "licence": licence,
                      "seconds": round(d, 3), "split": c.pop("split"), "band": c.pop("band"), **c})
     (out / source).mkdir(parents=True, exist_ok=True)
-    tmp = out / source / "manifest.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(out / source / "manifest.jsonl")
+    write_jsonl(out / source / "manifest.jsonl", rows)
     hours = {s: round(sum(r["seconds"] for r in rows if r["split"] == s) / 3600, 3) for s in ("train", "dev", "test")}
     print(json.dumps({"source": source, "from": where, "clips": len(rows), "hours": hours}))
 
