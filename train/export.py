@@ -220,6 +220,12 @@ def load_checkpoint(path):
     """The HarkModel of a train.py checkpoint. The experiments' checkpoints
     (other architectures) are exported by their own scripts, which call
     export(): this module never imports an experiment (train/test_layout.py)."""
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path):
+    """(the HarkModel of a train.py checkpoint, the line saying how it was
+    trained), from one read of the file."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
     if ck["config"].get("arch") == "wsm-whisper":
         raise SystemExit(f"{path} is a Whisper student checkpoint: export it with "
@@ -228,14 +234,14 @@ def load_checkpoint(path):
     cfg = ModelConfig(**{"conv_kernel": 0, **ck["config"]})
     model = HarkModel(cfg)
     model.load_state_dict(ck["model"])
-    return model.eval()
+    return model.eval(), ck.get("training", "")
 
 
 def average_checkpoints(paths):
     """The HarkModel whose every floating-point weight is the mean of those
     of the checkpoints (which must share one architecture), and a line saying
     how it was made."""
-    models = [load_checkpoint(p) for p in paths]
+    models, trainings = zip(*(read_checkpoint(p) for p in paths))
     cfgs = {json.dumps(vars(m.cfg), sort_keys=True) for m in models}
     if len(cfgs) != 1:
         raise SystemExit(f"cannot average checkpoints of different architectures: {', '.join(map(str, paths))}")
@@ -244,7 +250,6 @@ def average_checkpoints(paths):
     for k, v in states[0].items():
         avg[k] = torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
     models[0].load_state_dict(avg)
-    trainings = [torch.load(p, map_location="cpu", weights_only=False).get("training", "") for p in paths]
     training = f"the mean of the weights of {len(paths)} checkpoints: " + " | ".join(t for t in trainings if t)
     return models[0].eval(), training
 
@@ -266,9 +271,7 @@ def main():
     elif len(a.ckpt) > 1:
         model, training = average_checkpoints(a.ckpt)
     else:
-        model = load_checkpoint(a.ckpt[0])
-        ck = torch.load(a.ckpt[0], map_location="cpu", weights_only=False)
-        training = ck.get("training", "")
+        model, training = read_checkpoint(a.ckpt[0])
     export(model, a.out, a.chunk_frames, a.name, training, fp16=a.fp16)
     size = pathlib.Path(a.out).stat().st_size
     print(f"wrote {a.out}: {size / 1e6:.1f} MB, {count_params(model)} params, "
