@@ -1,5 +1,7 @@
-"""Training-side helpers that change what the model sees."""
+"""Training-side helpers that change what the model sees, and the training
+loop end to end on a tiny corpus."""
 
+import json
 import pathlib
 import sys
 
@@ -8,6 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from evalsets import write_jsonl  # noqa: E402
 from train import add_noise, freq_warp, pad_arrays, tempo  # noqa: E402
 
 
@@ -77,8 +80,6 @@ def test_a_grown_model_computes_what_the_small_one_did():
 
 def _tiny_corpus(root):
     """A corpus of a few short noise clips with texts, as make_corpus.py/mix.py lay it out."""
-    import json
-
     import soundfile as sf
 
     rng = np.random.default_rng(0)
@@ -89,13 +90,11 @@ def _tiny_corpus(root):
             path = f"{split}/wav/{i}.wav"
             sf.write(root / path, (0.1 * rng.standard_normal(8000 + 1600 * i)).astype(np.float32), 16000)
             rows.append({"path": path, "text": ["yes", "no", "go left"][i % 3]})
-        (root / split / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(root / split / "manifest.jsonl", rows)
     return root
 
 
 def test_training_runs_resumes_and_refuses_a_missing_gpu(tmp_path, monkeypatch):
-    import json
-
     import train as T
 
     corpus, run = _tiny_corpus(tmp_path / "corpus"), tmp_path / "run"
