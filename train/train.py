@@ -204,6 +204,43 @@ def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8
     return batches
 
 
+# ------------------------------------------------------- distillation ----
+def load_teacher(path, clips: int, log=print) -> dict:
+    """The states file of train/experiments/teacher_states.py, checked against
+    the training split (one run of frames per clip, in manifest order)."""
+    z = np.load(path)
+    missing = {"states", "offsets", "mean", "std"} - set(z.files)
+    if missing:
+        raise SystemExit(f"{path}: not a teacher states file (no {sorted(missing)})")
+    t = {k: z[k] for k in ("states", "offsets", "mean", "std")}
+    if len(t["offsets"]) != clips + 1:
+        raise SystemExit(f"{path}: states for {len(t['offsets']) - 1} clips, the training split has {clips}: "
+                         "rerun teacher_states.py on this corpus")
+    log(f"teacher states: {len(t['states'])} frames x {t['states'].shape[1]} from {path}")
+    return t
+
+
+def teacher_frames(teacher: dict, i: int) -> np.ndarray:
+    """Clip i's teacher states, standardized per dimension (float32 [frames, dims])."""
+    s = teacher["states"][teacher["offsets"][i] : teacher["offsets"][i + 1]].astype(np.float32)
+    return (s - teacher["mean"]) / teacher["std"]
+
+
+def distill_loss(pred, goals, delay: int, device):
+    """Mean squared error between pred [B, N, D] (the mapped hidden states)
+    and each clip's standardized teacher states, student frame j against
+    teacher frame j - delay, over the frames both have."""
+    total, count = pred.new_zeros(()), 0
+    for b, g in enumerate(goals):
+        n = min(pred.shape[1], len(g) + delay) - delay
+        if n <= 0:
+            continue
+        t = torch.from_numpy(np.ascontiguousarray(g[:n])).to(device)
+        total = total + ((pred[b, delay : delay + n] - t) ** 2).sum()
+        count += n * pred.shape[2]
+    return total / max(count, 1)
+
+
 # ------------------------------------------------------------ decoding ----
 def greedy(log_probs, vocab, blank=BLANK_ID):
     """Greedy CTC over [frames, tokens] log-probs (numpy or torch): best token
@@ -271,6 +308,16 @@ def main():
     ap.add_argument("--inter-ctc", type=float, default=0.0, metavar="WEIGHT",
                     help="intermediate CTC: this share of the loss is CTC on the middle block's output, read "
                          "through the model's own norm and head (training only; the exported model is unchanged)")
+    ap.add_argument("--distill", metavar="NPZ",
+                    help="Whisper encoder states of every training clip (train/experiments/teacher_states.py): "
+                         "a linear map of one block's output learns to predict them, beside CTC")
+    ap.add_argument("--distill-weight", type=float, default=10.0,
+                    help="weight of the distillation loss (mean squared error of standardized states, per "
+                         "frame and dimension) against CTC's (summed per utterance)")
+    ap.add_argument("--distill-layer", type=int, default=0,
+                    help="the block (1-based) whose output is mapped to the teacher's states (0: two thirds deep)")
+    ap.add_argument("--distill-delay", type=int, default=1,
+                    help="context frames the student lags the teacher (it hears no future, the teacher all of it)")
     ap.add_argument("--specaug", default="mild", choices=sorted(SPECAUG),
                     help="SpecAugment policy: mild (~5%% of frames masked, every model up to v12) or strong (~15%%)")
     ap.add_argument("--tempo", type=float, default=0.0,
@@ -322,8 +369,14 @@ def main():
     if skip:
         allowed = {i for i, it in enumerate(train_items) if it.get("engine") not in skip}
         log(f"leaving out the {len(train[2]) - len(allowed)} training clips of {sorted(skip)}")
+    teacher = None
+    if a.distill:
+        teacher = load_teacher(a.distill, len(train[2]), log)
+        proj = torch.nn.Linear(cfg.d_model, teacher["states"].shape[1])
+        proj.to(device)
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+    params = list(model.parameters()) + (list(proj.parameters()) if teacher else [])
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
 
     lr_at = lr_schedule(a.lr, a.warmup, a.steps, floor=0.02)
 
@@ -332,6 +385,8 @@ def main():
     if (run / "last.pt").exists():
         ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
+        if teacher:
+            proj.load_state_dict(ck["distill_proj"])
         opt.load_state_dict(ck["opt"])
         step, best, epoch, pos = ck["step"], ck["best"], ck["epoch"], ck["pos"]
         rng.setstate(ck["rng"])
@@ -353,6 +408,7 @@ def main():
             "epoch": epoch, "pos": pos, "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
             "config": config_dict(cfg), "training": training,
+            "distill_proj": proj.state_dict() if teacher else None,
         }, run / (name + ".tmp"))
         (run / (name + ".tmp")).replace(run / name)
 
@@ -365,6 +421,15 @@ def main():
             middle["x"] = out[0] if isinstance(out, (tuple, list)) else out
 
         model.blocks[len(model.blocks) // 2 - 1].register_forward_hook(keep_middle)
+    if teacher:
+        layer = a.distill_layer or max(1, round(len(model.blocks) * 2 / 3))
+        log("distill", file=a.distill, layer=layer, weight=a.distill_weight, delay=a.distill_delay,
+            frames=len(teacher["states"]), dims=teacher["states"].shape[1])
+
+        def keep_hidden(module, args, out):
+            middle["h"] = out[0] if isinstance(out, (tuple, list)) else out
+
+        model.blocks[layer - 1].register_forward_hook(keep_hidden)
 
     def ctc(lp, tg, out_lens):
         return F.ctc_loss(
@@ -372,13 +437,17 @@ def main():
             torch.tensor([len(s) for s in tg], device=device), blank=BLANK_ID, reduction="sum", zero_infinity=True,
         ) / len(tg)
     model.train()
-    t0, seen_frames, loss_avg = time.time(), 0, None
+    t0, seen_frames, loss_avg, distill_avg = time.time(), 0, None, None
 
     def one_step(ids, phase):
-        nonlocal step, seen_frames, loss_avg, best
+        nonlocal step, seen_frames, loss_avg, distill_avg, best
         clips = [feats[offsets[i] : offsets[i + 1]] for i in ids]
+        goals = [teacher_frames(teacher, i) for i in ids] if teacher else None
         if a.tempo > 0:
-            clips = [tempo(c, rng.uniform(1 - a.tempo, 1 + a.tempo)) for c in clips]
+            rates = [rng.uniform(1 - a.tempo, 1 + a.tempo) for _ in ids]
+            clips = [tempo(c, r) for c, r in zip(clips, rates)]
+            if teacher:
+                goals = [tempo(g, r) for g, r in zip(goals, rates)]
         if a.noise_snr:
             lo, hi = a.noise_snr
             noise_rng = np.random.default_rng(rng.randrange(1 << 30))
@@ -394,11 +463,15 @@ def main():
             mid = model.head(model.norm(middle.pop("x")))
             mid = F.log_softmax(mid.reshape(lp.shape), dim=-1)
             loss = (1 - a.inter_ctc) * loss + a.inter_ctc * ctc(mid, tg, out_lens)
+        if teacher:
+            dl = distill_loss(proj(middle.pop("h")), goals, a.distill_delay, device)
+            loss = loss + a.distill_weight * dl
+            distill_avg = dl.item() if distill_avg is None else 0.98 * distill_avg + 0.02 * dl.item()
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         step += 1
         seen_frames += sum(int(offsets[i + 1] - offsets[i]) for i in ids)
@@ -406,8 +479,9 @@ def main():
         loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
         if step % 50 == 0:
             el = time.time() - t0
+            extra = {"distill": round(distill_avg, 4)} if teacher else {}
             log("train", step=step, phase=phase, epoch=epoch, loss=round(loss_avg, 3), lr=round(lr_at(step), 6),
-                audio_x_realtime=round(seen_frames / 100 / el, 1))
+                audio_x_realtime=round(seen_frames / 100 / el, 1), **extra)
         if step % a.eval_every == 0 or step == a.steps:
             wer, cer, hyps = evaluate(model, dev, cfg.vocab, cfg.chunk_multiple)
             if wer < best:
