@@ -205,17 +205,22 @@ def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8
 
 
 # ------------------------------------------------------- distillation ----
-def load_teacher(path, clips: int, log=print) -> dict:
+def load_teacher(path, clips: int, context_frames: int, log=print) -> dict:
     """The states file of train/experiments/teacher_states.py, checked against
-    the training split (one run of frames per clip, in manifest order)."""
+    the training split (one run of frames per clip, in manifest order) and the
+    model's context frame (`context_frames` fbank frames of 10 ms; the
+    teacher's frames are 20 ms, averaged `pool` at a time)."""
     z = np.load(path)
-    missing = {"states", "offsets", "mean", "std"} - set(z.files)
+    missing = {"states", "offsets", "mean", "std", "pool"} - set(z.files)
     if missing:
         raise SystemExit(f"{path}: not a teacher states file (no {sorted(missing)})")
     t = {k: z[k] for k in ("states", "offsets", "mean", "std")}
     if len(t["offsets"]) != clips + 1:
         raise SystemExit(f"{path}: states for {len(t['offsets']) - 1} clips, the training split has {clips}: "
                          "rerun teacher_states.py on this corpus")
+    if 2 * int(z["pool"]) != context_frames:
+        raise SystemExit(f"{path}: states of {20 * int(z['pool'])} ms, the model's blocks run at "
+                         f"{10 * context_frames} ms: rerun teacher_states.py with --pool {context_frames // 2}")
     log(f"teacher states: {len(t['states'])} frames x {t['states'].shape[1]} from {path}")
     return t
 
@@ -371,7 +376,7 @@ def main():
         log(f"leaving out the {len(train[2]) - len(allowed)} training clips of {sorted(skip)}")
     teacher = None
     if a.distill:
-        teacher = load_teacher(a.distill, len(train[2]), log)
+        teacher = load_teacher(a.distill, len(train[2]), cfg.chunk_multiple, log)
         proj = torch.nn.Linear(cfg.d_model, teacher["states"].shape[1])
         proj.to(device)
     model.to(device)
@@ -423,6 +428,8 @@ def main():
         model.blocks[len(model.blocks) // 2 - 1].register_forward_hook(keep_middle)
     if teacher:
         layer = a.distill_layer or max(1, round(len(model.blocks) * 2 / 3))
+        if not 1 <= layer <= len(model.blocks):
+            raise SystemExit(f"--distill-layer {layer}: the model has blocks 1 to {len(model.blocks)}")
         log("distill", file=a.distill, layer=layer, weight=a.distill_weight, delay=a.distill_delay,
             frames=len(teacher["states"]), dims=teacher["states"].shape[1])
 

@@ -67,9 +67,16 @@ def test_distillation_trains_resumes_and_checks_the_clip_count(tmp_path, monkeyp
     assert ck2["step"] == 4 and not torch.equal(ck2["distill_proj"]["weight"], ck["distill_proj"]["weight"])
 
     short = tmp_path / "short.npz"
-    np.savez(short, states=z["states"], offsets=z["offsets"][:-1], mean=z["mean"], std=z["std"])
+    np.savez(short, states=z["states"], offsets=z["offsets"][:-1], mean=z["mean"], std=z["std"], pool=z["pool"])
     monkeypatch.setattr(sys, "argv", args[:-1] + [str(short), "--steps", "6", "--run", str(tmp_path / "run2")])
     with pytest.raises(SystemExit, match="states for 5 clips, the training split has 6"):
+        T.main()
+    # 80 ms states do not fit a model whose blocks run at 40 ms, nor a block it lacks
+    monkeypatch.setattr(sys, "argv", args + ["--steps", "6", "--run", str(tmp_path / "run3"), "--downsample", "1"])
+    with pytest.raises(SystemExit, match="states of 80 ms, the model's blocks run at 40 ms"):
+        T.main()
+    monkeypatch.setattr(sys, "argv", args + ["--steps", "6", "--run", str(tmp_path / "run4"), "--distill-layer", "4"])
+    with pytest.raises(SystemExit, match="the model has blocks 1 to 3"):
         T.main()
 
 
