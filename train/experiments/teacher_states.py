@@ -78,24 +78,24 @@ def main(argv=None):
         states, offsets = [z["states"]], list(z["offsets"])
         print(f"resuming after {len(offsets) - 1} clips", flush=True)
 
-    def save(path):
-        np.savez(path, states=np.concatenate(states) if states else np.zeros((0, 1), np.float16),
-                 offsets=np.array(offsets, np.int64))
+    def save_part():
+        tmp = part.with_name(part.name + ".tmp.npz")  # renamed into place: a kill never leaves half a file
+        np.savez(tmp, states=np.concatenate(states), offsets=np.array(offsets, np.int64))
+        tmp.replace(part)
 
     t0 = time.time()
-    with torch.no_grad():
-        for i in range(len(offsets) - 1, len(items)):
-            wave, sr = sf.read(str(corpus / items[i]["path"]), dtype="float32", always_2d=True)
-            if sr != WE.SAMPLE_RATE_HZ:
-                raise SystemExit(f"{items[i]['path']}: {sr} Hz, the corpus must be 16 kHz")
-            s = pooled_states(enc, wave[:, 0], a.pool).astype(np.float16)
-            states.append(s)
-            offsets.append(offsets[-1] + len(s))
-            done = i + 1
-            if done % a.save_every == 0:
-                states = [np.concatenate(states)]
-                save(part)
-                print(f"{done}/{len(items)} clips, {time.time() - t0:.0f} s", flush=True)
+    for i in range(len(offsets) - 1, len(items)):
+        wave, sr = sf.read(str(corpus / items[i]["path"]), dtype="float32", always_2d=True)
+        if sr != WE.SAMPLE_RATE_HZ:
+            raise SystemExit(f"{items[i]['path']}: {sr} Hz, the corpus must be 16 kHz")
+        s = pooled_states(enc, wave[:, 0], a.pool).astype(np.float16)
+        states.append(s)
+        offsets.append(offsets[-1] + len(s))
+        done = i + 1
+        if done % a.save_every == 0:
+            states = [np.concatenate(states)]
+            save_part()
+            print(f"{done}/{len(items)} clips, {time.time() - t0:.0f} s", flush=True)
     allst = np.concatenate(states)
     x = allst.astype(np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """teacher_states.py writes Whisper tiny.en's pooled encoder states for a
-corpus, and train.py --distill trains on them beside CTC, resumes with its
+corpus (resumably), and train.py --distill trains on them beside CTC, resumes with its
 mapping, and refuses a states file made for another corpus."""
 
 import json
@@ -38,7 +38,7 @@ def test_states_are_the_encoder_output_averaged_in_runs(encoder):
     assert len(full) % 4, "the last run should be a short one here, to check its mean"
 
 
-def test_distillation_trains_resumes_and_checks_the_clip_count(tmp_path, monkeypatch):
+def test_distillation_trains_resumes_and_checks_the_clip_count(tmp_path, monkeypatch, capsys):
     import train as T
 
     corpus, run = _tiny_corpus(tmp_path / "corpus"), tmp_path / "run"
@@ -50,6 +50,13 @@ def test_distillation_trains_resumes_and_checks_the_clip_count(tmp_path, monkeyp
     # each clip's frames: 80 ms of audio each, as the model's blocks see them
     seconds = np.array([(8000 + 1600 * i) / 16000 for i in range(6)])
     assert np.all(np.abs(np.diff(z["offsets"]) - seconds / 0.08) <= 1)
+    # a run stopped after 4 clips continues from its part file and writes the same states
+    again = tmp_path / "again.npz"
+    np.savez(tmp_path / "again.npz.part.npz", states=z["states"][: z["offsets"][4]], offsets=z["offsets"][:5])
+    TS.main(["--corpus", str(corpus), "--out", str(again), "--threads", "1"])
+    assert "resuming after 4 clips" in capsys.readouterr().out
+    z2 = np.load(again)
+    assert np.array_equal(z2["offsets"], z["offsets"]) and np.array_equal(z2["states"], z["states"])
 
     args = ["train.py", "--corpus", str(corpus), "--run", str(run), "--d-model", "32", "--layers", "3",
             "--warmup", "1", "--eval-every", "2", "--threads", "1", "--tempo", "0.1", "--distill", str(states)]
