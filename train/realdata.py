@@ -215,8 +215,18 @@ def queen_entries(path: pathlib.Path):
     return data, entries
 
 
+def sox_formats() -> set:
+    """The audio file formats this machine's sox reads and writes."""
+    out = subprocess.run(["sox", "-h"], capture_output=True, text=True).stdout
+    line = next((x for x in out.splitlines() if x.startswith("AUDIO FILE FORMATS:")), "")
+    return set(line.split(":", 1)[-1].split())
+
+
 def queen(path: pathlib.Path, tmp: pathlib.Path):
     data, entries = queen_entries(path)
+    if "mp3" not in sox_formats():
+        raise SystemExit("queen: the game's speech is MP3, and this sox cannot read MP3: "
+                         "install Debian's libsox-fmt-mp3 (apt-get install libsox-fmt-mp3)")
     clips = []
     for name, offset, size in entries:
         if not name.endswith(".SB"):

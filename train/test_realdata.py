@@ -47,6 +47,17 @@ def test_queen_refuses_another_file(tmp_path):
         rd.queen_entries(tmp_path / "x")
 
 
+def test_queen_without_mp3_in_sox_says_what_to_install(tmp_path, monkeypatch):
+    path = queen_1c(tmp_path / "queen.1c", [(b"00001J1.SB", b"ID3mp3-one")])
+    monkeypatch.setattr(rd, "sox_formats", lambda: {"wav", "flac"})
+    with pytest.raises(SystemExit, match="libsox-fmt-mp3"):
+        rd.queen(path, tmp_path)
+
+
+def test_sox_formats_lists_wav():
+    assert "wav" in rd.sox_formats()
+
+
 def _sky_files(tmp_path, clips):
     """sky.dnr/sky.dsk with the given (file number, pcm bytes, offset in 16-byte units?) entries."""
     dsk, dnr = b"", struct.pack("<I", len(clips))

@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from evalsets import write_jsonl  # noqa: E402
-from train import add_noise, freq_warp, pad_arrays, tempo  # noqa: E402
+from train import add_noise, freq_warp, pad_arrays, spec_augment, tempo  # noqa: E402
 
 
 def test_warp_of_one_is_identity():
@@ -52,6 +52,15 @@ def test_noise_raises_quiet_frames_more_than_loud_ones():
     assert bool((g >= f).all())  # power is only ever added
     loud, quiet = g[0::2] - f[0::2], g[1::2] - f[1::2]
     assert float(loud.mean()) < 0.1 < float(quiet.mean())
+
+
+def test_specaug_none_leaves_the_features_alone_and_mild_masks_some():
+    import random
+
+    x = torch.randn(2, 400, 80)
+    assert torch.equal(spec_augment(x.clone(), [400, 300], random.Random(0), "none"), x)
+    masked = spec_augment(x.clone(), [400, 300], random.Random(0), "mild")
+    assert not torch.equal(masked, x)
 
 
 def test_padding_covers_each_stretched_clip():
@@ -114,6 +123,13 @@ def test_training_runs_resumes_and_refuses_a_missing_gpu(tmp_path, monkeypatch):
     assert any(x["msg"] == "resumed at step 2" for x in log)
     assert [x["step"] for x in log if x["msg"] == "dev"] == [2, 4]
     assert torch.load(run / "last.pt", map_location="cpu", weights_only=False)["step"] == 4
+    assert start["config"]["dropout"] == 0.1
+    # no regularization at all: no masks, no dropout, recorded in the config
+    monkeypatch.setattr(sys, "argv", [a if a != "strong" else "none" for a in args]
+                        + ["--run", str(tmp_path / "plain"), "--steps", "2", "--dropout", "0"])
+    T.main()
+    log = [json.loads(x) for x in (tmp_path / "plain" / "log.jsonl").read_text().splitlines()]
+    assert next(x for x in log if x["msg"] == "start")["config"]["dropout"] == 0.0
     if not torch.cuda.is_available():
         monkeypatch.setattr(sys, "argv", args + ["--steps", "6", "--device", "cuda"])
         with pytest.raises(SystemExit, match="no CUDA device"):

@@ -135,11 +135,14 @@ SPECAUG = {
     # (widest frequency mask in bins, frames of speech per time mask, widest time mask in frames)
     "mild": (15, 200, 20),  # two frequency masks, ~5% of the frames
     "strong": (27, 100, 30),  # two wider frequency masks, ~15% of the frames
+    "none": None,  # no masks
 }
 
 
 def spec_augment(x, lens_frames, rng, policy="mild"):
-    """Two frequency masks and time masks, as SPECAUG[policy] says."""
+    """Two frequency masks and time masks, as SPECAUG[policy] says ("none": x unchanged)."""
+    if SPECAUG[policy] is None:
+        return x
     max_f, per_mask, max_t = SPECAUG[policy]
     b, t, f = x.shape
     for i in range(b):
@@ -324,7 +327,9 @@ def main():
     ap.add_argument("--distill-delay", type=int, default=1,
                     help="context frames the student lags the teacher (it hears no future, the teacher all of it)")
     ap.add_argument("--specaug", default="mild", choices=sorted(SPECAUG),
-                    help="SpecAugment policy: mild (~5%% of frames masked, every model up to v12) or strong (~15%%)")
+                    help="SpecAugment policy: mild (~5%% of frames masked, every model up to v12), strong (~15%%) "
+                         "or none")
+    ap.add_argument("--dropout", type=float, default=0.1, help="dropout in every block (training only)")
     ap.add_argument("--tempo", type=float, default=0.0,
                     help="per-utterance speaking-rate factor drawn from 1 +- this, applied to the features (0: off)")
     ap.add_argument("--noise-snr", type=float, nargs=2, metavar=("LOW_DB", "HIGH_DB"),
@@ -351,7 +356,7 @@ def main():
     dev = load_split(corpus, "dev", log)
 
     cfg = ModelConfig(arch=a.arch, downsample=a.downsample, d_model=a.d_model, d_conv=a.d_model, num_layers=a.layers,
-                      conv_kernel=a.conv_kernel)
+                      conv_kernel=a.conv_kernel, dropout=a.dropout)
     torch.manual_seed(a.seed)
     model = HarkModel(cfg)
     if a.init_ckpt:
