@@ -44,6 +44,11 @@ class ModelConfig:
     window: int = 12  # WSM window in context frames (12 x 80 ms ~ 1 s)
     conv_kernel: int = 5  # causal depthwise conv before the local branch (0: none)
     downsample: int = 2  # 1: no downsampler; 2: 40 ms -> 80 ms
+    # WSM summaries per group of this many context frames (0: causal, frame
+    # by frame): every frame of a group reads the summaries up to the group's
+    # last frame, so it hears the rest of its group. 4 (320 ms at 80 ms) is
+    # the runtime's chunk: lookahead within the chunk, no added latency.
+    summary_chunk: int = 0
     heads: int = 4  # mhsa only
     dropout: float = 0.1
     vocab: list = field(default_factory=lambda: list(TOKENS))
@@ -53,8 +58,15 @@ class ModelConfig:
         return 4  # output frames are 40 ms in both variants
 
     @property
-    def chunk_multiple(self) -> int:
+    def context_frames(self) -> int:
+        """Feature frames (10 ms) per context frame of the WSM blocks."""
         return 4 * self.downsample
+
+    @property
+    def chunk_multiple(self) -> int:
+        """Feature frames that every input length (training batch, exported
+        chunk) is a multiple of: a context frame, or a whole summary group."""
+        return self.context_frames * max(1, self.summary_chunk)
 
 
 def gelu(x):
@@ -131,6 +143,7 @@ class WSMBlock(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.window = cfg.window
+        self.summary_chunk = cfg.summary_chunk
         self.norm1 = nn.LayerNorm(d)
         self.kernel = cfg.conv_kernel
         if self.kernel:
@@ -153,7 +166,7 @@ class WSMBlock(nn.Module):
         else:
             f = gelu(self.local(y))
         s = gelu(self.summary(y))
-        g, wmean, *summary_state = causal_summaries(s, s_sum, s_count, s_win, self.window)
+        g, wmean, *summary_state = causal_summaries(s, s_sum, s_count, s_win, self.window, self.summary_chunk)
         h = self.combine(torch.cat([f, g, wmean], dim=2))
         x = x + self.drop(h)
         x = x + self.drop(self.ff2(self.drop(gelu(self.ff1(self.norm2(x))))))

@@ -89,6 +89,33 @@ def test_other_variants_stream_too(tmp_path, downsample, conv_kernel):
     assert np.max(np.abs(streamed - whole)) < 1e-3
 
 
+@pytest.mark.parametrize("chunk", [32, 64])
+def test_chunk_summaries_stream_and_look_ahead_only_within_their_chunk(tmp_path, chunk):
+    model = small_model(summary_chunk=4)  # groups of 4 context frames: the 320 ms chunk
+    path = tmp_path / "m.onnx"
+    export(model, path, chunk_frames=chunk, name="test-chunked")
+    feats = speechlike_feats(203)
+    streamed = run_onnx_streaming(path, feats)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(pad_to_chunks(feats, chunk))[None])[0][0].numpy()
+    assert np.max(np.abs(streamed - whole)) < 1e-3
+    # a change in feature frames 80-87 (context frame 10, third of the group
+    # 8-11) reaches output frames of context frames 8 and 9, not 7
+    x = torch.from_numpy(pad_to_chunks(feats, 32))[None]
+    y = x.clone()
+    y[0, 80:88] += 3.0
+    with torch.no_grad():
+        a, b = model(x)[0][0], model(y)[0][0]
+    diff = (a - b).abs().amax(1)  # per 40 ms output frame; context frame j -> outputs 2j, 2j+1
+    assert float(diff[: 2 * 8].max()) < 1e-6
+    assert float(diff[2 * 8 : 2 * 10].max()) > 1e-4
+
+
+def test_chunk_summaries_refuse_a_chunk_that_splits_a_group(tmp_path):
+    with pytest.raises(SystemExit, match="multiple of 32"):
+        export(small_model(summary_chunk=4), tmp_path / "m.onnx", chunk_frames=16, name="test")
+
+
 def test_every_contract_key_is_present_and_parses(tmp_path):
     model = small_model()
     path = tmp_path / "m.onnx"

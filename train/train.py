@@ -330,6 +330,10 @@ def main():
                     help="SpecAugment policy: mild (~5%% of frames masked, every model up to v12), strong (~15%%) "
                          "or none")
     ap.add_argument("--dropout", type=float, default=0.1, help="dropout in every block (training only)")
+    ap.add_argument("--summary-chunk", type=int, default=0, metavar="FRAMES",
+                    help="WSM summaries per group of FRAMES context frames (4: the runtime's 320 ms chunk, so a frame "
+                         "hears the rest of its chunk at no added latency; 0: causal); the exported chunk must be a "
+                         "multiple of the group")
     ap.add_argument("--tempo", type=float, default=0.0,
                     help="per-utterance speaking-rate factor drawn from 1 +- this, applied to the features (0: off)")
     ap.add_argument("--noise-snr", type=float, nargs=2, metavar=("LOW_DB", "HIGH_DB"),
@@ -356,7 +360,7 @@ def main():
     dev = load_split(corpus, "dev", log)
 
     cfg = ModelConfig(arch=a.arch, downsample=a.downsample, d_model=a.d_model, d_conv=a.d_model, num_layers=a.layers,
-                      conv_kernel=a.conv_kernel, dropout=a.dropout)
+                      conv_kernel=a.conv_kernel, dropout=a.dropout, summary_chunk=a.summary_chunk)
     torch.manual_seed(a.seed)
     model = HarkModel(cfg)
     if a.init_ckpt:
@@ -381,7 +385,7 @@ def main():
         log(f"leaving out the {len(train[2]) - len(allowed)} training clips of {sorted(skip)}")
     teacher = None
     if a.distill:
-        teacher = load_teacher(a.distill, len(train[2]), cfg.chunk_multiple, log)
+        teacher = load_teacher(a.distill, len(train[2]), cfg.context_frames, log)
         proj = torch.nn.Linear(cfg.d_model, teacher["states"].shape[1])
         proj.to(device)
     model.to(device)
