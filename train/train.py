@@ -428,24 +428,24 @@ def main():
 
     feats, offsets, texts = train
     targets = [encode(t, cfg.vocab) for t in texts]
-    middle = {}
-    if a.inter_ctc > 0:
-        # the middle block's output, kept by a hook while training
-        def keep_middle(module, args, out):
-            middle["x"] = out[0] if isinstance(out, (tuple, list)) else out
+    middle = {}  # block outputs kept by hooks while training, by name
 
-        model.blocks[len(model.blocks) // 2 - 1].register_forward_hook(keep_middle)
+    def keep_output(block: int, name: str):
+        """Keep block `block`'s (0-based) output as middle[name] on every forward."""
+        def hook(module, args, out):
+            middle[name] = out[0] if isinstance(out, (tuple, list)) else out
+
+        model.blocks[block].register_forward_hook(hook)
+
+    if a.inter_ctc > 0:
+        keep_output(len(model.blocks) // 2 - 1, "x")  # the middle block
     if teacher:
         layer = a.distill_layer or max(1, round(len(model.blocks) * 2 / 3))
         if not 1 <= layer <= len(model.blocks):
             raise SystemExit(f"--distill-layer {layer}: the model has blocks 1 to {len(model.blocks)}")
         log("distill", file=a.distill, layer=layer, weight=a.distill_weight, delay=a.distill_delay,
             frames=len(teacher["states"]), dims=teacher["states"].shape[1])
-
-        def keep_hidden(module, args, out):
-            middle["h"] = out[0] if isinstance(out, (tuple, list)) else out
-
-        model.blocks[layer - 1].register_forward_hook(keep_hidden)
+        keep_output(layer - 1, "h")
 
     def ctc(lp, tg, out_lens):
         return F.ctc_loss(

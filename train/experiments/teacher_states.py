@@ -56,6 +56,14 @@ def pooled_states(enc: WE.WhisperEncoder, wave: np.ndarray, pool: int) -> np.nda
     return (sums / counts).numpy()
 
 
+def savez_atomic(path: pathlib.Path, **arrays) -> None:
+    """np.savez to `path` through a temporary file renamed into place: a kill
+    never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
@@ -78,11 +86,6 @@ def main(argv=None):
         states, offsets = [z["states"]], list(z["offsets"])
         print(f"resuming after {len(offsets) - 1} clips", flush=True)
 
-    def save_part():
-        tmp = part.with_name(part.name + ".tmp.npz")  # renamed into place: a kill never leaves half a file
-        np.savez(tmp, states=np.concatenate(states), offsets=np.array(offsets, np.int64))
-        tmp.replace(part)
-
     t0 = time.time()
     for i in range(len(offsets) - 1, len(items)):
         wave, sr = sf.read(str(corpus / items[i]["path"]), dtype="float32", always_2d=True)
@@ -94,15 +97,13 @@ def main(argv=None):
         done = i + 1
         if done % a.save_every == 0:
             states = [np.concatenate(states)]
-            save_part()
+            savez_atomic(part, states=states[0], offsets=np.array(offsets, np.int64))
             print(f"{done}/{len(items)} clips, {time.time() - t0:.0f} s", flush=True)
     allst = np.concatenate(states)
     x = allst.astype(np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, states=allst, offsets=np.array(offsets, np.int64), mean=x.mean(0), std=x.std(0) + 1e-3,
-             pool=np.int64(a.pool))
-    tmp.replace(out)
+    savez_atomic(out, states=allst, offsets=np.array(offsets, np.int64), mean=x.mean(0), std=x.std(0) + 1e-3,
+                 pool=np.int64(a.pool))
     part.unlink(missing_ok=True)
     print(f"{len(items)} clips, {len(allst)} frames of {allst.shape[1]} dims at {out}, {time.time() - t0:.0f} s")
 
