@@ -6,8 +6,10 @@ script under train/ uses. Kept free of torch and onnx so that a peer engine meas
 its own process carries only what it needs.
 """
 
+import gzip
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -26,6 +28,9 @@ SHIPPED_LM = "models/hark-charlm7.bin"
 PS = pathlib.Path("/usr/share/pocketsphinx/test/data")
 ALSA = pathlib.Path("/usr/share/sounds/alsa")
 CODEC2 = pathlib.Path("/usr/share/codec2/raw/speech_orig_16k.wav")
+# Debian asterisk-core-sounds-en-wav (the prompts, 8 kHz) and asterisk-core-sounds-en (their text)
+ASTERISK = pathlib.Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+ASTERISK_TEXT = pathlib.Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 
 
 def manifest_path(corpus, split: str) -> pathlib.Path:
@@ -78,6 +83,34 @@ def real_recordings():
     if CODEC2.exists():
         out.append(("codec2", CODEC2, None))  # no published transcript: output only
     return out
+
+
+def prompt_text(text: str) -> str:
+    """The spoken words of an Asterisk prompt's published text: its notes ("[ascending
+    tones]", "(1 second of silence)", "<beep>", "dash [-]") removed, the keys * and #
+    read as star and pound, then normalized; "" when nothing spoken is left."""
+    text = re.sub(r"\[[^\]]*\]|\([^)]*\)|<[^>]*>", " ", text)
+    return normalize(text.replace("*", " star ").replace("#", " pound "))
+
+
+def asterisk_prompts(sounds=ASTERISK, text=ASTERISK_TEXT):
+    """(set, path, reference) for the Asterisk voice prompts: Allison Smith, one native
+    US English speaker, 8 kHz telephone audio, CC BY-SA 3.0 (evaluation only, never
+    training or tuning). The reference is the prompt's line in core-sounds-en.txt
+    ("name: text", names with a folder such as digits/1); prompts with nothing spoken
+    (tones, silence) or without a file are left out; [] without the packages."""
+    sounds, text = pathlib.Path(sounds), pathlib.Path(text)
+    if not (sounds.is_dir() and text.exists()):
+        return []
+    out = []
+    for line in gzip.decompress(text.read_bytes()).decode("utf-8", "replace").splitlines():
+        name, sep, said = line.partition(":")
+        if not sep or line.startswith(";") or " " in name.strip():
+            continue
+        ref, wav = prompt_text(said), sounds / (name.strip() + ".wav")
+        if ref and wav.exists():
+            out.append(("asterisk-prompts", wav, ref))
+    return sorted(out, key=lambda r: str(r[1]))
 
 
 REAL_DIR = pathlib.Path("data/real")

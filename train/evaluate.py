@@ -28,8 +28,8 @@ import onnxruntime as ort
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import fbank as FB  # noqa: E402
-from evalsets import (SHIPPED_MODEL, load_audio, manifest_path, read_manifest, real_recordings,  # noqa: E402
-                      speechocean_test, voice_set)
+from evalsets import (SHIPPED_MODEL, asterisk_prompts, load_audio, manifest_path, read_manifest,  # noqa: E402
+                      real_recordings, speechocean_test, voice_set)
 from train import greedy  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
@@ -139,6 +139,8 @@ def main():
     ap.add_argument("--hark", metavar="BINARY", help="transcribe through this hark binary instead of onnxruntime")
     ap.add_argument("--real-data", default="data/real", help="train/realdata.py's output (for speechocean762 test)")
     ap.add_argument("--speechocean-every", type=int, default=5, help="score every N-th speechocean762 test clip")
+    ap.add_argument("--no-asterisk", action="store_true",
+                    help="leave out the Asterisk voice prompts (551 clips, 25 min; scored when installed)")
     ap.add_argument("--hark-args", default="", help="extra flags for `hark transcribe` (e.g. --no-lm)")
     a = ap.parse_args()
     rec = HarkRecognizer(a.hark, a.model, a.hark_args) if a.hark else Recognizer(a.model)
@@ -158,7 +160,8 @@ def main():
                 by_set.setdefault(voice_set(split, it), []).append((it["text"], hyp))
     if a.generalization:
         by_set.update(generalization_sets(rec, corpus, a.generalization))
-    for name, path, ref in speechocean_test(a.real_data, a.speechocean_every):
+    own_sets = [] if a.no_asterisk else asterisk_prompts()
+    for name, path, ref in speechocean_test(a.real_data, a.speechocean_every) + own_sets:
         hyp = rec.transcribe(load_audio(path))
         results["utterances"].append({"set": name, "file": str(path), "ref": ref, "hyp": hyp})
         by_set.setdefault(name, []).append((ref, hyp))

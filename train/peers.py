@@ -15,8 +15,10 @@ train/textnorm.py), real-time factor (compute time / audio time), and the
 mean time from the end of an utterance's audio to its final text (Whisper:
 the whole decode, which cannot start earlier; pocketsphinx: the last piece
 plus end of utterance). The sets: synthetic test_clean, the real
-recordings packaged in Debian, and speechocean762 `test` (every 5th
-utterance, when train/realdata.py has imported it). All evaluation only.
+recordings packaged in Debian, speechocean762 `test` (every 5th
+utterance, when train/realdata.py has imported it) and the Asterisk voice
+prompts (when asterisk-core-sounds-en-wav is installed). All evaluation
+only.
 """
 
 import argparse
@@ -31,7 +33,8 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import load_audio, manifest_path, read_manifest, real_recordings, speechocean_test, voice_set  # noqa: E402
+from evalsets import (asterisk_prompts, load_audio, manifest_path, read_manifest, real_recordings,  # noqa: E402
+                      speechocean_test, voice_set)
 from textnorm import normalize  # noqa: E402
 from wer import score  # noqa: E402
 
@@ -41,15 +44,18 @@ SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
 PIECE = 5120  # 320 ms at 16 kHz, hark's chunk
 
 
-def items(corpus: pathlib.Path, max_synthetic: int):
-    """(set, path, reference) for every scored utterance."""
+def items(corpus: pathlib.Path, max_synthetic: int, sets: str = ""):
+    """(set, path, reference) for every scored utterance (only the sets named in
+    `sets`, comma-separated, when it is not empty)."""
     out = []
     for split in ("test_clean", "test_kokoro"):
         if manifest_path(corpus, split).exists():
             rows = read_manifest(corpus, split)[:max_synthetic]
             out += [(f"synthetic-{split}", corpus / r["path"], r["text"]) for r in rows]
     out += [(s, p, r) for s, p, r in real_recordings() if r is not None]
-    return out + speechocean_test()
+    out += speechocean_test() + asterisk_prompts()
+    keep = {x for x in sets.split(",") if x}
+    return [it for it in out if not keep or it[0] in keep]
 
 
 def spoken(text: str) -> str:
@@ -107,12 +113,12 @@ def vmhwm_mb() -> float:
     return float("nan")
 
 
-def run_engine(name: str, corpus: pathlib.Path, max_synthetic: int) -> dict:
+def run_engine(name: str, corpus: pathlib.Path, max_synthetic: int, sets: str = "") -> dict:
     t = time.perf_counter()
     run = whisper_engine(name) if name.startswith("whisper") else pocketsphinx_engine()
     load_s = time.perf_counter() - t
     rows = []
-    for set_name, path, ref in items(corpus, max_synthetic):
+    for set_name, path, ref in items(corpus, max_synthetic, sets):
         wave = load_audio(path)
         text, compute, final = run(wave)
         rows.append({"set": set_name, "file": str(path), "ref": ref, "hyp": spoken(normalize(text)),
@@ -132,7 +138,7 @@ def summarize(result: dict, voices: dict | None = None) -> dict:
     also per held-out voice when `voices` maps its clips to one)."""
     sets = {}
     for r in result["utterances"]:
-        own_set = r["set"].startswith("synthetic") or r["set"].startswith("speechocean")
+        own_set = r["set"].startswith(("synthetic", "speechocean", "asterisk"))
         names = [r["set"]] if own_set else [r["set"], "real-all"]
         if (voices or {}).get(r["file"]):
             names.append(voices[r["file"]])
@@ -157,10 +163,11 @@ def main():
     ap.add_argument("--resummarize", metavar="FILE",
                     help="recompute the per-set figures of an earlier --out file from its hypotheses (no engine runs)")
     ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines to run")
+    ap.add_argument("--sets", default="", help="comma-separated sets to run (default: all), e.g. asterisk-prompts")
     ap.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)  # one engine, in this process
     a = ap.parse_args()
     if a.engine:
-        print(json.dumps(run_engine(a.engine, pathlib.Path(a.corpus), a.max_synthetic)))
+        print(json.dumps(run_engine(a.engine, pathlib.Path(a.corpus), a.max_synthetic, a.sets)))
         return
     voices = held_out_voices(pathlib.Path(a.corpus))
     if a.resummarize:
@@ -173,7 +180,7 @@ def main():
                "date": time.strftime("%Y-%m-%d"), "engines": {}}
     for name in a.engines.split(","):
         proc = subprocess.run([sys.executable, __file__, "--engine", name, "--corpus", a.corpus,
-                               "--max-synthetic", str(a.max_synthetic)], check=True, capture_output=True, text=True,
+                               "--max-synthetic", str(a.max_synthetic), "--sets", a.sets], check=True, capture_output=True, text=True,
                               env={**os.environ, "OMP_NUM_THREADS": "1"})
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         res["sets"] = summarize(res, voices)

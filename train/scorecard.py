@@ -12,7 +12,9 @@ tiny.en, Whisper base and pocketsphinx (peers.json). Without --run it only
 reads those files. The sets: speechocean762 `test` (every 5th utterance,
 speakers never trained on), the real recordings packaged in Debian
 (pocketsphinx-testdata, alsa-utils: the dev set, never trained on), and
-the synthetic held-out voices (test_clean). The table is printed as
+the synthetic held-out voices (test_clean), and the Asterisk voice prompts
+(one native speaker, 8 kHz; when asterisk-core-sounds-en-wav is installed).
+The table is printed as
 Markdown and written to <out-dir>/scorecard.md.
 """
 
@@ -24,7 +26,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 SETS = [("speechocean762-test", "speechocean762 test"), ("real-all", "packaged real recordings"),
-        ("synthetic-test_clean", "synthetic held-out voices")]
+        ("synthetic-test_clean", "synthetic held-out voices"), ("asterisk-prompts", "Asterisk voice prompts")]
 PEERS = [("whisper-base", "Whisper base (faster-whisper int8, greedy)"),
          ("whisper-tiny.en", "Whisper tiny.en (faster-whisper int8, greedy)"),
          ("pocketsphinx", "pocketsphinx 5 (en-us, streaming)")]
@@ -37,7 +39,18 @@ def cell(s: dict | None, cer: bool) -> str:
     return text + (f" / {100 * s['cer']:.1f}%" if cer and "cer" in s else "")
 
 
-def table(out_dir: pathlib.Path, label: str, peers: pathlib.Path) -> str:
+def peer_sets(peers: list) -> dict:
+    """engine -> its per-set figures, over several peers.py results (a later file's
+    set replaces an earlier one's: e.g. a run of one new set beside the full run)."""
+    out = {}
+    for p in peers:
+        if p.exists():
+            for key, res in json.loads(p.read_text())["engines"].items():
+                out.setdefault(key, {}).update(res["sets"])
+    return out
+
+
+def table(out_dir: pathlib.Path, label: str, peers: list) -> str:
     head = "| engine | " + " | ".join(f"{name}: WER / CER" for _, name in SETS) + " |"
     lines = [head, "|" + " --- |" * (len(SETS) + 1)]
     words = {}
@@ -47,12 +60,11 @@ def table(out_dir: pathlib.Path, label: str, peers: pathlib.Path) -> str:
             sets = json.loads(p.read_text())["sets"]
             words.update({k: sets[k]["words"] for k, _ in SETS if k in sets})
             lines.append(f"| {name} | " + " | ".join(cell(sets.get(k), True) for k, _ in SETS) + " |")
-    if peers.exists():
-        engines = json.loads(peers.read_text())["engines"]
-        for key, name in PEERS:
-            if key in engines:
-                sets = engines[key]["sets"]
-                lines.append(f"| {name} | " + " | ".join(cell(sets.get(k), False) for k, _ in SETS) + " |")
+    engines = peer_sets(peers)
+    for key, name in PEERS:
+        if key in engines:
+            sets = engines[key]
+            lines.append(f"| {name} | " + " | ".join(cell(sets.get(k), False) for k, _ in SETS) + " |")
     lines.append("")
     lines.append("Words per set: " + ", ".join(f"{name} {words.get(k, '?')}" for k, name in SETS) + ".")
     return "\n".join(lines)
@@ -67,11 +79,12 @@ def main():
     ap.add_argument("--label", default="hark")
     ap.add_argument("--max-synthetic", type=int, default=100)
     ap.add_argument("--skip-peers", action="store_true")
-    ap.add_argument("--peers", help="the peers' results to show (default: <out-dir>/peers.json); the peers "
-                                    "do not depend on hark's model, so another model's run serves")
+    ap.add_argument("--peers", nargs="+", help="the peers' results to show (default: <out-dir>/peers.json); the "
+                                               "peers do not depend on hark's model, so another model's run serves; "
+                                               "with several files, a later one's sets replace an earlier one's")
     a = ap.parse_args()
     out = pathlib.Path(a.out_dir)
-    peers = pathlib.Path(a.peers) if a.peers else out / "peers.json"
+    peers = [pathlib.Path(p) for p in a.peers] if a.peers else [out / "peers.json"]
     out.mkdir(parents=True, exist_ok=True)
     if a.run:
         py = sys.executable
@@ -81,7 +94,7 @@ def main():
                             "--max-synthetic", str(a.max_synthetic), "--out", str(out / fname)], check=True)
         if not a.skip_peers:
             subprocess.run([py, str(HERE / "peers.py"), "--max-synthetic", str(a.max_synthetic),
-                            "--out", str(peers)], check=True)
+                            "--out", str(peers[-1])], check=True)
     text = table(out, a.label, peers)
     (out / "scorecard.md").write_text(text + "\n")
     print(text)
