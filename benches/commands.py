@@ -299,6 +299,9 @@ def main():
     ap.add_argument("--cache", type=pathlib.Path, default=pathlib.Path("/tmp/hark-commands-cache"),
                     help="per-engine raw results, reused unless --fresh")
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--pocketsphinx-from", type=pathlib.Path, metavar="JSON",
+                    help="with --engines hark: pocketsphinx's scores from this earlier --out file (they do not "
+                         "depend on hark's model; its coffee grammar alone takes ~35 min here)")
     a = ap.parse_args()
     rows = clips(a.data)
     tune = [r for r in rows if r[3]]
@@ -348,6 +351,10 @@ def main():
         "pocketsphinx": {g: score(report, g, ps_res[g], 0.0) for g in ps_res},
         "timing": timing,
     }
+    if a.pocketsphinx_from and not ps_res:
+        earlier = json.loads(a.pocketsphinx_from.read_text())
+        result["pocketsphinx"] = earlier["pocketsphinx"]
+        result["timing"].update({k: v for k, v in earlier["timing"].items() if k.startswith("pocketsphinx")})
     a.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
 

@@ -13,7 +13,7 @@ use crate::stream::{CommandDecoding, LmDecoding, StreamConfig};
 
 /// `--reject` when not given: chosen by benches/commands.py on its tuning
 /// subset of real held-out recordings (disjoint from the clips it reports)
-/// with hark-wsm-v4, v9 and v12 (each chose it), as the
+/// with hark-wsm-v4, v9, v12 and v20 (each chose it), as the
 /// threshold that minimises missed-or-wrong commands plus false accepts,
 /// averaged over its two grammars
 /// (benches/RESULTS.md, "Voice commands").
