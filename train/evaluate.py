@@ -1,7 +1,7 @@
 """Measure a contract model's WER: synthetic held-out voices and real
 recordings that ship in Debian packages (evaluation only, never training).
 
-    python train/evaluate.py --model models/hark-wsm-v20.onnx --out results/eval-hark-wsm-v12.json
+    python train/evaluate.py --model models/hark-wsm-v20.onnx --out results/eval-hark-wsm-v20.json
     python train/evaluate.py --hark target/release/hark --out results/eval-hark-runtime.json
 
 By default the model runs as the runtime runs it, in Python: fbank
@@ -10,7 +10,10 @@ state (docs/model-contract.md), then greedy CTC. With `--hark BINARY` each
 clip goes through the runtime itself instead (`hark transcribe --format
 tsv`, with its default LM beam search, endpointing and all; `--hark-args`
 adds flags such as --no-lm). Real recordings are converted to 16 kHz mono
-with sox first in both cases.
+with sox first in both cases. The real sets: the packaged recordings
+(also together as real-all), speechocean762 `test` once
+train/realdata.py has imported it, and the Asterisk voice prompts when
+asterisk-core-sounds-en-wav is installed (evalsets.asterisk_prompts).
 """
 
 import argparse
@@ -160,8 +163,8 @@ def main():
                 by_set.setdefault(voice_set(split, it), []).append((it["text"], hyp))
     if a.generalization:
         by_set.update(generalization_sets(rec, corpus, a.generalization))
-    own_sets = [] if a.no_asterisk else asterisk_prompts()
-    for name, path, ref in speechocean_test(a.real_data, a.speechocean_every) + own_sets:
+    prompts = [] if a.no_asterisk else asterisk_prompts()
+    for name, path, ref in speechocean_test(a.real_data, a.speechocean_every) + prompts:
         hyp = rec.transcribe(load_audio(path))
         results["utterances"].append({"set": name, "file": str(path), "ref": ref, "hyp": hyp})
         by_set.setdefault(name, []).append((ref, hyp))
