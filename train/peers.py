@@ -180,8 +180,8 @@ def main():
                "date": time.strftime("%Y-%m-%d"), "engines": {}}
     for name in a.engines.split(","):
         proc = subprocess.run([sys.executable, __file__, "--engine", name, "--corpus", a.corpus,
-                               "--max-synthetic", str(a.max_synthetic), "--sets", a.sets], check=True, capture_output=True, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               "--max-synthetic", str(a.max_synthetic), "--sets", a.sets],
+                              check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         res["sets"] = summarize(res, voices)
         results["engines"][name] = res
