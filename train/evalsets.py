@@ -63,8 +63,16 @@ def voice_set(split: str, item: dict) -> str:
     return f"synthetic-{split}/{item['engine']}-{item['voice'].split('+')[0]}"
 
 
+# The sets real_recordings() yields: the packaged recordings, scored together as
+# "real-all" by evaluate.py and peers.py (speechocean762 and the Asterisk prompts
+# are sets of their own, kept out of it so that figure stays comparable).
+PACKAGED_SETS = ("pocketsphinx-librivox", "pocketsphinx-cards", "pocketsphinx-goforward",
+                 "alsa-utils", "codec2")
+
+
 def real_recordings():
-    """(set, path, reference or None) for the Debian-packaged recordings."""
+    """(set, path, reference or None) for the Debian-packaged recordings; every set is
+    one of PACKAGED_SETS."""
     out = []
     for tr, folder in ((PS / "librivox" / "transcription", "librivox"), (PS / "cards" / "cards.transcription", "cards")):
         if not tr.exists():

@@ -33,8 +33,8 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from evalsets import (asterisk_prompts, load_audio, manifest_path, read_manifest, real_recordings,  # noqa: E402
-                      speechocean_test, voice_set)
+from evalsets import (PACKAGED_SETS, asterisk_prompts, load_audio, manifest_path, read_manifest,  # noqa: E402
+                      real_recordings, speechocean_test, voice_set)
 from textnorm import normalize  # noqa: E402
 from wer import score  # noqa: E402
 
@@ -138,8 +138,7 @@ def summarize(result: dict, voices: dict | None = None) -> dict:
     also per held-out voice when `voices` maps its clips to one)."""
     sets = {}
     for r in result["utterances"]:
-        own_set = r["set"].startswith(("synthetic", "speechocean", "asterisk"))
-        names = [r["set"]] if own_set else [r["set"], "real-all"]
+        names = [r["set"], "real-all"] if r["set"] in PACKAGED_SETS else [r["set"]]
         if (voices or {}).get(r["file"]):
             names.append(voices[r["file"]])
         for s in names:

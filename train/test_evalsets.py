@@ -77,3 +77,35 @@ def test_scorecard_merges_peer_runs_set_by_set(tmp_path):
                       "whisper-base": {"real-all": {"wer": 0.036}}}
     row = [line for line in scorecard.table(tmp_path, "hark", [full, extra]).splitlines() if "pocketsphinx" in line]
     assert row == ["| pocketsphinx 5 (en-us, streaming) | not run | 25.0% | not run | 30.0% |"]
+
+
+def test_real_all_is_the_packaged_sets_in_evaluate_and_peers(tmp_path, monkeypatch):
+    import peers
+
+    # real_recordings() on a small copy of the packages' layout: every set it names is a packaged one
+    ps = tmp_path / "ps"
+    (ps / "librivox").mkdir(parents=True)
+    (ps / "librivox" / "transcription").write_text("<s> a b </s> (clip1)\n")
+    (ps / "cards").mkdir()
+    (ps / "cards" / "cards.transcription").write_text("<s> c </s> (001)\n")
+    (ps / "goforward.raw").write_bytes(b"")
+    alsa = tmp_path / "alsa"
+    alsa.mkdir()
+    (alsa / "Front_Left.wav").write_bytes(b"")
+    (alsa / "Noise.wav").write_bytes(b"")
+    codec2 = tmp_path / "hts1a.raw"
+    codec2.write_bytes(b"")
+    monkeypatch.setattr(evalsets, "PS", ps)
+    monkeypatch.setattr(evalsets, "ALSA", alsa)
+    monkeypatch.setattr(evalsets, "CODEC2", codec2)
+    names = {s for s, _, _ in evalsets.real_recordings()}
+    assert names == set(evalsets.PACKAGED_SETS)
+
+    # peers.summarize counts exactly those in real-all
+    rows = [{"set": s, "file": f"{s}.wav", "ref": "a b", "hyp": "a b", "audio_s": 1.0, "compute_s": 0.1,
+             "final_latency_s": 0.1}
+            for s in ("pocketsphinx-cards", "alsa-utils", "speechocean762-test", "asterisk-prompts",
+                      "synthetic-test_clean")]
+    out = peers.summarize({"utterances": rows})
+    assert out["real-all"]["utterances"] == 2
+    assert {"speechocean762-test", "asterisk-prompts", "synthetic-test_clean"} <= out.keys()
