@@ -1,7 +1,7 @@
 """The same contract model in tract (hark) and in ONNX Runtime, one thread
 each, on the same chunks: per-chunk model-step latency and their ratio.
 
-    .venv/bin/python benches/engines.py [--model models/hark-wsm-v20.onnx] [--rounds 5] [WAV...]
+    .venv/bin/python benches/engines.py [--model models/hark-wsm-v21.onnx] [--rounds 5] [WAV...]
 
 tract's figures come from the release binary's own timing of each model
 step (`target/release/hark bench --format json`, field chunk_ms_model);

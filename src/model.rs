@@ -25,8 +25,8 @@ const MAX_TOKENS: usize = 1 << 20;
 const MAX_STATE_ELEMENTS: usize = 1 << 26;
 
 /// The bundled default model, embedded so the binary is one file to copy.
-pub static BUNDLED_MODEL: &[u8] = include_bytes!("../models/hark-wsm-v20.onnx");
-pub const BUNDLED_MODEL_NAME: &str = "bundled:hark-wsm-v20.onnx";
+pub static BUNDLED_MODEL: &[u8] = include_bytes!("../models/hark-wsm-v21.onnx");
+pub const BUNDLED_MODEL_NAME: &str = "bundled:hark-wsm-v21.onnx";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FbankConfig {

@@ -4,7 +4,7 @@ which reads the binary form that `export` writes and must reproduce
 `beam_search` here exactly (`vectors` writes the test vectors that check it).
 
     python train/charlm.py build --corpus data/mix --plan-seed 1234 --order 7 --out data/charlm7.json
-    python train/charlm.py eval --model models/hark-wsm-v20.onnx --lm data/charlm7.json \\
+    python train/charlm.py eval --model models/hark-wsm-v21.onnx --lm data/charlm7.json \\
         --split dev --max 200 --alpha 0,0.5,1 --beta 0,1 --beam 8 [--real]
     python train/charlm.py export --lm data/charlm7.json --out models/hark-charlm7.bin \\
         --alpha 1.0 --beta 1.5 --beam 32 --prune 10

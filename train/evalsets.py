@@ -21,7 +21,7 @@ from textnorm import normalize  # noqa: E402
 
 # The bundled acoustic model, relative to the repository root (src/model.rs
 # embeds the same file): the default of every script that reads it.
-SHIPPED_MODEL = "models/hark-wsm-v20.onnx"
+SHIPPED_MODEL = "models/hark-wsm-v21.onnx"
 # The bundled language model, likewise (src/decode/lm.rs embeds it).
 SHIPPED_LM = "models/hark-charlm7.bin"
 

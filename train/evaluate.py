@@ -1,7 +1,7 @@
 """Measure a contract model's WER: synthetic held-out voices and real
 recordings that ship in Debian packages (evaluation only, never training).
 
-    python train/evaluate.py --model models/hark-wsm-v20.onnx --out results/eval-hark-wsm-v20.json
+    python train/evaluate.py --model models/hark-wsm-v21.onnx --out results/eval-hark-wsm-v21.json
     python train/evaluate.py --hark target/release/hark --out results/eval-hark-runtime.json
 
 By default the model runs as the runtime runs it, in Python: fbank

@@ -2,7 +2,7 @@
 contract (docs/model-contract.md): fixed chunk shape, explicit state tensors,
 every runtime fact in metadata_props.
 
-    python train/export.py --ckpt train/runs/wsm/best.pt --out models/hark-wsm-v20.onnx
+    python train/export.py --ckpt train/runs/wsm/best.pt --out models/hark-wsm-v21.onnx
 
 With several --ckpt files (checkpoints of one run, or of runs that continue
 one another: same architecture), their weights are averaged, parameter by

@@ -4,7 +4,7 @@ LM weight (alpha) and per-character bonus (beta) over a grid, scored by
 corpus's dev split: data/mix's holds synthetic held-out voices and real
 speakers held out of training (speechocean762), never an evaluation set.
 
-    python train/lm_tune.py --hark target/release/hark --model models/hark-wsm-v20.onnx \
+    python train/lm_tune.py --hark target/release/hark --model models/hark-wsm-v21.onnx \
         --lm data/charlm7.bin --alpha 0.75,1.0,1.25 --beta 1.0,1.5 --beam 32 --out results/lm7/lm-tune.json
 
 Each setting is written into a copy of the LM (`charlm.with_settings`: the

@@ -1,7 +1,7 @@
 """The model card's accuracy table: WER (and CER for hark) per evaluation
 set, for hark models and the peers, on the same audio.
 
-    python train/scorecard.py --run --hark target/release/hark --model models/hark-wsm-v20.onnx \
+    python train/scorecard.py --run --hark target/release/hark --model models/hark-wsm-v21.onnx \
         --out-dir results/v12
     python train/scorecard.py --out-dir results/v12     # the table again, from the stored results
 

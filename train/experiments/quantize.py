@@ -1,7 +1,7 @@
 """Store a contract model's matrix weights as int8: smaller and lighter in
 memory, but slower in tract on x86-64 (results/HISTORY.md, "int8 weights").
 
-    python train/experiments/quantize.py models/hark-wsm-v20.onnx /tmp/hark-wsm-v20-int8.onnx
+    python train/experiments/quantize.py models/hark-wsm-v21.onnx /tmp/hark-wsm-v21-int8.onnx
 
 Every MatMul with a constant weight becomes onnxruntime's dynamic
 quantization (DynamicQuantizeLinear on the activations, MatMulInteger with
