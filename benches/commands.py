@@ -38,12 +38,14 @@ wake-word, by speaker for speechocean762) that is disjoint from the
 reported clips: the threshold that minimises, averaged over the coffee
 and wake grammars, missed-or-wrong in-grammar clips plus false accepts on
 out-of-grammar clips (digits, added later, is reported at the same
-thresholds and does not move the default). pocketsphinx's JSGF mode has
-no rejection: any hypothesis is an accept.
+thresholds and does not move the default). Where several thresholds tie,
+the one closest to the shipped default (src/config.rs) is kept.
+pocketsphinx's JSGF mode has no rejection: any hypothesis is an accept.
 """
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import pathlib
 import subprocess
@@ -61,6 +63,7 @@ DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 # the source of each grammar's in-grammar clips
 OWN = {"coffee": "s2i", "wake": "wakeword", "digits": "digits"}
 TUNE_GRAMMARS = ["coffee", "wake"]
+SHIPPED_REJECT = 0.25  # src/config.rs DEFAULT_REJECT
 
 PREFIXES = ["can i get", "can i have", "may i have", "i want", "i'd like",
             "give me", "get me", "make me", "brew"]
@@ -297,7 +300,8 @@ def main():
     ap.add_argument("--engines", default="hark,pocketsphinx",
                     help="comma-separated: hark, pocketsphinx")
     ap.add_argument("--cache", type=pathlib.Path, default=pathlib.Path("/tmp/hark-commands-cache"),
-                    help="per-engine raw results, reused unless --fresh")
+                    help="per-engine raw results, reused unless --fresh or made by another hark binary, "
+                         "pocketsphinx, grammar or clip list")
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--pocketsphinx-from", type=pathlib.Path, metavar="JSON",
                     help="with --engines hark: pocketsphinx's scores from this earlier --out file (they do not "
@@ -313,37 +317,47 @@ def main():
     cache.mkdir(parents=True, exist_ok=True)
     timing = {}
 
-    def cached(name, fn):
+    def cached(name, inputs, fn):
+        """fn's result, reused from the cache only when it was made from the same
+        inputs (the engine's binary or version, the grammar, the clips)."""
         f = cache / f"{name}.json"
-        if f.exists() and not a.fresh:
-            got = json.loads(f.read_text())
-        else:
+        key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
+        got = json.loads(f.read_text()) if f.exists() and not a.fresh else {}
+        if got.get("key") != key:
             res, secs = fn()
-            got = {"res": res, "seconds": secs}
+            got = {"key": key, "res": res, "seconds": secs}
             f.write_text(json.dumps(got))
         timing[f"{name}_s"] = round(got["seconds"], 1)
         print(f"{name}: {got['seconds']:.0f} s", file=sys.stderr)
         return got["res"]
 
+    # the hark binary embeds its model and LM: its bytes identify what it decodes with
+    hark_id = hashlib.sha256(pathlib.Path(a.hark).read_bytes()).hexdigest() if "hark" in a.engines else ""
+    ps_id = importlib.metadata.version("pocketsphinx") if "pocketsphinx" in a.engines else ""
     hark_res, ps_res = {}, {}
     for g, text in hark_grammars().items():
         f = tmp / f"{g}.phrases"
         f.write_text(text)
         if "hark" in a.engines:
-            hark_res[g] = cached(f"hark-{g}", lambda: run_hark(a.hark, f, paths))
+            hark_res[g] = cached(f"hark-{g}", [hark_id, text, paths], lambda: run_hark(a.hark, f, paths))
     for g, text in jsgf_grammars().items():
         (tmp / f"{g}.jsgf").write_text(text)
         if "pocketsphinx" in a.engines:
-            ps_res[g] = cached(f"pocketsphinx-{g}", lambda: run_pocketsphinx(text, paths))
+            ps_res[g] = cached(f"pocketsphinx-{g}", [ps_id, text, paths], lambda: run_pocketsphinx(text, paths))
     timing["audio_s"] = round(sum(sf.info(p).duration for p in paths), 1)
     if not hark_res:
         return
     grid = [round(x, 2) for x in np.arange(0.0, 1.0001, 0.05)]
     sweep = {t: {g: score(tune, g, hark_res[g], t) for g in hark_res} for t in grid}
-    chosen = min(grid, key=lambda t: (np.mean([cost(sweep[t][g]) for g in TUNE_GRAMMARS]), t))
+    tune_cost = {t: round(float(np.mean([cost(sweep[t][g]) for g in TUNE_GRAMMARS])), 6) for t in grid}
+    best = [t for t in grid if tune_cost[t] == min(tune_cost.values())]
+    # among equally good thresholds, the one closest to the shipped default (it moves
+    # only when another threshold does strictly better on the tuning subset)
+    chosen = min(best, key=lambda t: (abs(t - SHIPPED_REJECT), t))
     result = {
         "clips": {"tune": len(tune), "report": len(report)},
         "chosen_reject": chosen,
+        "best_rejects": best,
         "tuning_sweep": {str(t): {g: round(np.mean(cost(v)), 4) for g, v in sweep[t].items()}
                          for t in grid},
         "hark": {str(t): {g: score(report, g, hark_res[g], t) for g in hark_res}
