@@ -13,9 +13,9 @@ use crate::stream::{CommandDecoding, LmDecoding, StreamConfig};
 
 /// `--reject` when not given: chosen by benches/commands.py on its tuning
 /// subset of real held-out recordings (disjoint from the clips it reports)
-/// with hark-wsm-v4, v9, v12 and v20 (each chose it), as the
-/// threshold that minimises missed-or-wrong commands plus false accepts,
-/// averaged over its two grammars
+/// with hark-wsm-v4, v9, v12 and v20 (each chose it; with v21 it is one of
+/// five tied thresholds, 0.20-0.40), as the threshold that minimises
+/// missed-or-wrong commands plus false accepts, averaged over its two grammars
 /// (benches/RESULTS.md, "Voice commands").
 pub const DEFAULT_REJECT: f64 = 0.25;
 /// `--beam` of the phrase search when not given.
