@@ -48,6 +48,7 @@ import hashlib
 import importlib.metadata
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import time
@@ -63,7 +64,9 @@ DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 # the source of each grammar's in-grammar clips
 OWN = {"coffee": "s2i", "wake": "wakeword", "digits": "digits"}
 TUNE_GRAMMARS = ["coffee", "wake"]
-SHIPPED_REJECT = 0.25  # src/config.rs DEFAULT_REJECT
+# hark's `--reject` default, read from the source that sets it
+CONFIG_RS = pathlib.Path(__file__).resolve().parents[1] / "src" / "config.rs"
+SHIPPED_REJECT = float(re.search(r"DEFAULT_REJECT: f64 = ([0-9.]+);", CONFIG_RS.read_text()).group(1))
 
 PREFIXES = ["can i get", "can i have", "may i have", "i want", "i'd like",
             "give me", "get me", "make me", "brew"]
