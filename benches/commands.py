@@ -353,7 +353,8 @@ def main():
     grid = [round(x, 2) for x in np.arange(0.0, 1.0001, 0.05)]
     sweep = {t: {g: score(tune, g, hark_res[g], t) for g in hark_res} for t in grid}
     tune_cost = {t: round(float(np.mean([cost(sweep[t][g]) for g in TUNE_GRAMMARS])), 6) for t in grid}
-    best = [t for t in grid if tune_cost[t] == min(tune_cost.values())]
+    lowest = min(tune_cost.values())
+    best = [t for t in grid if tune_cost[t] == lowest]
     # among equally good thresholds, the one closest to the shipped default (it moves
     # only when another threshold does strictly better on the tuning subset)
     chosen = min(best, key=lambda t: (abs(t - SHIPPED_REJECT), t))
