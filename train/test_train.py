@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from evalsets import write_jsonl  # noqa: E402
-from train import add_noise, freq_warp, pad_arrays, spec_augment, tempo  # noqa: E402
+from train import add_noise, freq_warp, gain, pad_arrays, spec_augment, tempo  # noqa: E402
 
 
 def test_warp_of_one_is_identity():
@@ -52,6 +52,20 @@ def test_noise_raises_quiet_frames_more_than_loud_ones():
     assert bool((g >= f).all())  # power is only ever added
     loud, quiet = g[0::2] - f[0::2], g[1::2] - f[1::2]
     assert float(loud.mean()) < 0.1 < float(quiet.mean())
+
+
+def test_gain_matches_features_of_the_scaled_waveform():
+    import fbank as FB
+
+    rng = np.random.default_rng(0)
+    wave = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    wave[4000:8000] = 0.0  # digital silence stays silence
+    loud = FB.fbank(wave).numpy().astype(np.float16)
+    quiet = FB.fbank(0.1 * wave).numpy()  # 20 dB quieter
+    g = gain(loud, -20.0)
+    assert g.shape == loud.shape
+    assert np.allclose(g, quiet, atol=0.02)
+    assert np.allclose(gain(loud, 0.0), loud.astype(np.float32))
 
 
 def test_specaug_none_leaves_the_features_alone_and_mild_masks_some():

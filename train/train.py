@@ -188,6 +188,16 @@ def add_noise(f, snr_db, rng_np):
     return np.logaddexp(f, noise)
 
 
+def gain(f, db):
+    """Features of the clip recorded `db` decibels louder (negative: quieter):
+    a constant added to every log-mel energy, clamped at the log floor, and
+    frames at the floor (digital silence) left there."""
+    f = f.astype(np.float32)
+    floor = math.log(FB.LOG_FLOOR)
+    shifted = np.maximum(f + db * math.log(10) / 10, floor)
+    return np.where(f <= floor + 0.01, f, shifted)  # 0.01: features are stored as float16
+
+
 def make_batches(offsets, max_frames, rng, max_len_frames=2000, min_len_frames=8, allowed=None):
     lens = np.diff(offsets)
     ids = [i for i in range(len(lens))
@@ -338,6 +348,9 @@ def main():
                     help="per-utterance speaking-rate factor drawn from 1 +- this, applied to the features (0: off)")
     ap.add_argument("--noise-snr", type=float, nargs=2, metavar=("LOW_DB", "HIGH_DB"),
                     help="add stationary noise to half the clips at an SNR drawn from LOW..HIGH dB (features)")
+    ap.add_argument("--gain-db", type=float, nargs=2, metavar=("LOW_DB", "HIGH_DB"),
+                    help="record every clip at a level changed by a gain drawn from LOW..HIGH dB (features; e.g. "
+                         "-20 10 for microphones quieter than the training data)")
     ap.add_argument("--init-onnx", help="start from the weights of this exported model of the same architecture "
                                         "(fine-tuning a shipped model); a resumed run ignores it")
     ap.add_argument("--init-ckpt", help="start from the model in this training checkpoint (e.g. <run>/last.pt): "
@@ -468,6 +481,9 @@ def main():
             lo, hi = a.noise_snr
             noise_rng = np.random.default_rng(rng.randrange(1 << 30))
             clips = [add_noise(c, rng.uniform(lo, hi), noise_rng) if rng.random() < 0.5 else c for c in clips]
+        if a.gain_db:
+            lo, hi = a.gain_db
+            clips = [gain(c, rng.uniform(lo, hi)) for c in clips]
         x, out_lens = pad_arrays(clips, cfg.chunk_multiple)
         if a.warp > 0:
             x = freq_warp(x, [rng.uniform(1 - a.warp, 1 + a.warp) for _ in ids])

@@ -1,0 +1,51 @@
+"""A copy of one split of a corpus recorded at another level: every clip
+scaled by a fixed gain (16-bit PCM, clipped at full scale), with the same
+manifest, so `lm_tune.py --corpus OUT` (or `evaluate`-style scoring) reads
+it through the runtime exactly as it reads the original.
+
+    python train/experiments/relevel.py --corpus data/mix3 --split dev --gain-db -20 --out data/mix3-m20
+
+It measures how much a model's accuracy depends on the input level: a USB
+microphone a metre away records speech well below the training data's
+typical -22 dBFS, and hark does no gain control of its own.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+import soundfile as sf
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from evalsets import manifest_path, read_manifest, write_jsonl  # noqa: E402
+
+
+def relevel(wave: np.ndarray, gain_db: float) -> np.ndarray:
+    """The waveform `gain_db` decibels louder (negative: quieter), clipped to [-1, 1]."""
+    return np.clip(wave * 10 ** (gain_db / 20), -1.0, 1.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--gain-db", type=float, required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    corpus, out = pathlib.Path(a.corpus), pathlib.Path(a.out)
+    rows = []
+    for i, it in enumerate(read_manifest(corpus, a.split)):
+        wave, sr = sf.read(corpus / it["path"], dtype="float32", always_2d=True)
+        rel = pathlib.Path(a.split) / "wav" / f"{i:06d}.wav"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(out / rel, relevel(wave[:, 0], a.gain_db), sr, subtype="PCM_16")
+        rows.append({**it, "path": str(rel), "gain_db": a.gain_db})
+    write_jsonl(manifest_path(out, a.split), rows)
+    print(json.dumps({"clips": len(rows), "out": str(out), "gain_db": a.gain_db}))
+
+
+if __name__ == "__main__":
+    main()
