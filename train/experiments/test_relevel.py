@@ -35,3 +35,12 @@ def test_copy_keeps_the_manifest_and_scales_every_clip(tmp_path):
         b, sr = sf.read(out / c["path"])
         assert sr == 16000 and len(a) == len(b)
         assert abs(20 * np.log10(np.sqrt((b**2).mean()) / np.sqrt((a**2).mean())) + 20) < 0.1
+
+
+def test_levels_of_a_half_silent_tone():
+    t = np.arange(16000) / 16000
+    wave = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    wave[8000:] = 0.0
+    active, peak = relevel.levels(wave)
+    assert abs(peak - 20 * np.log10(0.5)) < 0.01
+    assert abs(active - 10 * np.log10(0.125)) < 0.1  # the loudest half: the tone, mean power 0.5**2 / 2
