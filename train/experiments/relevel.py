@@ -6,9 +6,10 @@ it through the runtime exactly as it reads the original.
     python train/experiments/relevel.py --corpus data/mix3 --split dev --gain-db -20 --out data/mix3-m20
     python train/experiments/relevel.py --corpus data/mix3 --split train --measure 600   # levels only
 
-It measures how much a model's accuracy depends on the input level: a USB
-microphone a metre away records speech well below the training data's
-typical -22 dBFS, and hark does no gain control of its own.
+It measures how much a model's accuracy depends on the input level (hark
+does no gain control of its own): speech from a microphone further away,
+or at a lower capture setting, arrives quieter than the training data
+(`--measure` gives the training data's levels).
 """
 
 import argparse
@@ -30,11 +31,14 @@ def relevel(wave: np.ndarray, gain_db: float) -> np.ndarray:
     return np.clip(wave * 10 ** (gain_db / 20), -1.0, 1.0)
 
 
-def levels(wave: np.ndarray, frame: int = 320):
+FRAME = 320  # 20 ms at the corpus's 16 kHz
+
+
+def levels(wave: np.ndarray):
     """(active level, peak) in dBFS: the mean power of the loudest half of
     the 20 ms frames, and the largest sample's magnitude."""
-    n = len(wave) // frame * frame
-    power = np.sort((wave[:n].reshape(-1, frame).astype(np.float64) ** 2).mean(1))
+    n = len(wave) // FRAME * FRAME
+    power = np.sort((wave[:n].reshape(-1, FRAME).astype(np.float64) ** 2).mean(1))
     active = 10 * np.log10(power[len(power) // 2 :].mean() + 1e-12)
     return float(active), float(20 * np.log10(np.abs(wave).max() + 1e-12))
 
@@ -45,7 +49,7 @@ def measure(corpus: pathlib.Path, split: str, clips: int, seed: int = 1) -> dict
     rows = []
     for it in random.Random(seed).sample(items, min(clips, len(items))):
         wave, _ = sf.read(corpus / it["path"], dtype="float32", always_2d=True)
-        if len(wave) >= 320:
+        if len(wave) >= FRAME:  # at least one frame
             rows.append(levels(wave[:, 0]))
     q = lambda k: [round(float(x), 1) for x in np.percentile([r[k] for r in rows], [25, 50, 75])]  # noqa: E731
     return {"clips": len(rows), "active_dbfs_q25_q50_q75": q(0), "peak_dbfs_q25_q50_q75": q(1)}
