@@ -94,6 +94,16 @@ pub struct DecodeArgs {
     /// Decode greedily, without a language model (faster, more word errors).
     #[arg(long)]
     pub no_lm: bool,
+    /// Which pass writes each final: `whisper`, Whisper tiny.en reading the
+    /// utterance again at its endpoint (the partials stay the streaming
+    /// pass's), or `ctc`, the streaming pass's own text (no second pass).
+    /// With --phrases the grammar search writes them.
+    #[arg(long, value_enum, default_value_t = FinalsChoice::Whisper)]
+    pub finals: FinalsChoice,
+    /// The finals model: a directory with `encoder.onnx` and `decoder.onnx`
+    /// (`train/whisper_export.py`); the bundled Whisper tiny.en when omitted.
+    #[arg(long, value_name = "DIR")]
+    pub finals_model: Option<PathBuf>,
     /// Beam width of the LM beam search [default: the LM file's tuned
     /// width; 32 for the bundled LM, `hark model` prints it].
     #[arg(long, conflicts_with = "no_lm")]
@@ -114,6 +124,12 @@ pub struct PhraseArgs {
     /// this [default: 0.25, tuned on real recordings: benches/RESULTS.md].
     #[arg(long, value_name = "CONFIDENCE", requires = "phrases")]
     pub reject: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FinalsChoice {
+    Whisper,
+    Ctc,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::cli::{DecodeArgs, PhraseArgs};
+use crate::cli::{DecodeArgs, FinalsChoice, PhraseArgs};
 use crate::decode::endpoint::EndpointConfig;
 use crate::decode::lm::CharLm;
 use crate::decode::phrases::Phrases;
 use crate::error::{HarkError, Result};
-use crate::model::ModelInfo;
+use crate::finals::FinalsModel;
+use crate::model::{Model, ModelInfo};
 use crate::stream::{CommandDecoding, LmDecoding, StreamConfig};
 
 /// `--reject` when not given: chosen by benches/commands.py on its tuning
@@ -51,7 +52,43 @@ pub fn stream_config(d: &DecodeArgs, partials: bool) -> Result<StreamConfig> {
         partials,
         lm: None,
         commands: None,
+        finals: None,
     })
+}
+
+/// The finals model for `d` (`--finals`, `--finals-model`), or None with
+/// `--finals ctc` and with phrases (their grammar search writes the
+/// finals). A finals model that cannot be loaded is a model error (exit 2).
+pub fn finals(
+    d: &DecodeArgs,
+    phrases: bool,
+    backend: crate::backend::Backend,
+) -> Result<Option<Arc<FinalsModel>>> {
+    if d.finals == FinalsChoice::Ctc {
+        if d.finals_model.is_some() {
+            return Err(HarkError::Config(
+                "--finals-model needs --finals whisper".into(),
+            ));
+        }
+        log::info!("finals: the streaming CTC pass (--finals ctc)");
+        return Ok(None);
+    }
+    if phrases {
+        log::info!("finals: the phrase search (--phrases)");
+        return Ok(None);
+    }
+    let f = FinalsModel::load(d.finals_model.as_deref())?;
+    crate::mem::tune_allocator_for_running();
+    if backend != crate::backend::Backend::Cpu {
+        log::info!("finals: the Whisper pass runs on the CPU (only the streaming pass runs on the GPU)");
+    }
+    log::info!(
+        "finals: {} ({} weights) from {}",
+        f.info.name,
+        f.info.weights,
+        f.source
+    );
+    Ok(Some(f))
 }
 
 /// The language model to decode `model`'s output with: `--lm`, else the
@@ -140,16 +177,18 @@ pub fn decoding(
     cfg: StreamConfig,
     p: &PhraseArgs,
     d: &DecodeArgs,
-    model: &ModelInfo,
+    model: &Model,
 ) -> Result<StreamConfig> {
-    let commands = commands(p, d, model)?;
+    let commands = commands(p, d, &model.info)?;
     let lm = match commands {
         Some(_) => None,
-        None => language_model(d, model)?,
+        None => language_model(d, &model.info)?,
     };
+    let finals = finals(d, commands.is_some(), model.backend)?;
     Ok(StreamConfig {
         lm,
         commands,
+        finals,
         ..cfg
     })
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod error;
+pub mod finals;
 pub mod frontend;
 pub mod listen;
 pub mod mem;

@@ -134,7 +134,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<Done> {
                 ));
             }
             let model = load_model(&a.model)?;
-            let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
+            let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model)?;
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(std::io::BufWriter::new(stdout), a.format);
             let multi = a.files.len() > 1;
@@ -179,7 +179,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<Done> {
             let cfg = hark::config::stream_config(&a.decode, a.partials)?;
             log::info!("config: {cfg:?}");
             let model = load_model(&a.model)?;
-            let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
+            let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model)?;
             let stdout = std::io::stdout().lock();
             let mut out = Output::new(stdout, a.format.into());
             let report = hark::listen::listen(
@@ -227,7 +227,7 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<Done> {
             };
             let load = || {
                 let model = load_model(&a.model)?;
-                let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model.info)?;
+                let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model)?;
                 Ok((model, cfg))
             };
             let report = hark::bench::run(load, &audio, a.chunk_ms)?;

@@ -46,6 +46,22 @@ pub fn tune_allocator() {
     }
 }
 
+/// Once the models are loaded: serve the per-call buffers of the finals
+/// decoder (megabytes each step: its key/value concatenations) from the
+/// heap again, where freed ones are reused, instead of a fresh mapping,
+/// zeroed by the kernel page by page, every step (twice the step's time,
+/// measured: results/whisper-finals/notes.md). The weights are loaded by
+/// then, so the fixed threshold has done its work.
+pub fn tune_allocator_for_running() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocator settings; glibc
+    // serialises them with its own lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    }
+}
+
 /// At debug level (`HARK_LOG=debug`), log this process's resident memory
 /// now and at its peak, with `stage`: where the memory goes while a model
 /// loads. Reads /proc only when the line will be printed.

@@ -59,6 +59,9 @@ struct JsonEvent<'a> {
     start: f64,
     end: f64,
     latency_ms: f64,
+    /// Which pass wrote the text (finals, commands and rejections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gap_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -160,6 +163,7 @@ impl<W: Write> Output<W> {
                     start: round3(ev.start_s),
                     end: round3(ev.end_s),
                     latency_ms: round3(ev.latency_ms),
+                    pass: (ev.kind == EventKind::Final).then_some(ev.pass.name()),
                     gap_ms: (ev.gap_ms > 0.0).then_some(round3(ev.gap_ms)),
                     file,
                 };

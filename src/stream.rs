@@ -17,6 +17,7 @@ use crate::decode::lm::{CharLm, Tuning};
 use crate::decode::phrases::{Phrases, Slot};
 use crate::decode::tokens::Tokens;
 use crate::error::Result;
+use crate::finals::{FinalsModel, FinalsPass};
 use crate::frontend::Fbank;
 use crate::model::Model;
 
@@ -46,6 +47,25 @@ pub struct Event {
     /// With `--phrases`, on a final: the command (its text is the event's
     /// text) or why it was rejected (the event's text is then empty).
     pub command: Option<Command>,
+    /// Which pass wrote the text: the streaming CTC pass (every partial,
+    /// and finals with `--finals ctc` or `--phrases`) or Whisper.
+    pub pass: Pass,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Pass {
+    #[default]
+    Ctc,
+    Whisper,
+}
+
+impl Pass {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Ctc => "ctc",
+            Pass::Whisper => "whisper",
+        }
+    }
 }
 
 /// The verdict of phrase-constrained decoding on one utterance.
@@ -71,6 +91,11 @@ pub struct StepTiming {
     pub steps: u32,
     pub model: Duration,
     pub decode: Duration,
+    /// Finals passes run, and their time (endpoint to final text).
+    pub finals: u32,
+    pub finals_time: Duration,
+    /// Seconds of audio the finals passes read.
+    pub finals_audio_s: f64,
 }
 
 /// A language model and the beam search settings to decode with it.
@@ -99,7 +124,60 @@ pub struct StreamConfig {
     pub lm: Option<LmDecoding>,
     /// Decode only these phrases (the LM is not used then).
     pub commands: Option<CommandDecoding>,
+    /// Write finals with this Whisper model (not with `commands`).
+    pub finals: Option<Arc<FinalsModel>>,
 }
+
+/// The stream's recent audio at the model rate, for the finals pass: a
+/// ring holding the longest utterance, allocated once.
+struct History {
+    ring: Vec<f32>,
+    /// Samples pushed since the stream began.
+    total: u64,
+    /// The utterance, copied out of the ring (same capacity).
+    utterance: Vec<f32>,
+}
+
+impl History {
+    fn new(capacity: usize) -> Self {
+        History {
+            ring: vec![0.0; capacity.max(1)],
+            total: 0,
+            utterance: Vec::with_capacity(capacity.max(1)),
+        }
+    }
+
+    fn push(&mut self, samples: &[f32]) {
+        let cap = self.ring.len();
+        let tail = if samples.len() > cap {
+            &samples[samples.len() - cap..]
+        } else {
+            samples
+        };
+        self.total += (samples.len() - tail.len()) as u64;
+        for &x in tail {
+            self.ring[(self.total % cap as u64) as usize] = x;
+            self.total += 1;
+        }
+    }
+
+    /// Copy samples [start, end) (stream positions, clamped to what the
+    /// ring still holds) into `self.utterance`.
+    fn take(&mut self, start: u64, end: u64) -> &[f32] {
+        let cap = self.ring.len() as u64;
+        let end = end.min(self.total);
+        let start = start.max(self.total.saturating_sub(cap)).min(end);
+        self.utterance.clear();
+        for i in start..end {
+            self.utterance.push(self.ring[(i % cap) as usize]);
+        }
+        &self.utterance
+    }
+}
+
+/// Speech before the first token that the finals pass still reads (the
+/// CTC pass's first token comes late on some onsets), in seconds.
+const FINALS_LEAD_S: f64 = 0.5;
 
 struct Core {
     model: Arc<Model>,
@@ -124,6 +202,9 @@ struct Core {
     error: Option<crate::error::HarkError>,
     chunks_run: u64,
     timing: StepTiming,
+    finals: Option<FinalsPass>,
+    history: History,
+    output_frame_samples: u64,
 }
 
 /// Samples to model input frames: the filterbank, or, for a waveform
@@ -186,7 +267,33 @@ impl Stream {
                 max_frames + out_frames,
             )
         });
+        let finals = match (&cfg.finals, &cfg.commands) {
+            (Some(f), None) => {
+                if info.sample_rate_hz() != crate::finals::mel::SAMPLE_RATE_HZ {
+                    return Err(crate::error::HarkError::Config(format!(
+                        "--finals whisper needs a {} Hz model; {} runs at {} Hz",
+                        crate::finals::mel::SAMPLE_RATE_HZ,
+                        model.source,
+                        info.sample_rate_hz()
+                    )));
+                }
+                Some(FinalsPass::new(f.clone())?)
+            }
+            _ => None,
+        };
+        let history_samples = match finals {
+            Some(_) => {
+                let utt = cfg.endpoint.max_utterance_ms as usize * info.sample_rate_hz() as usize
+                    / 1000;
+                let chunk = info.chunk_frames * info.frame_shift_samples();
+                utt + 2 * chunk + info.sample_rate_hz() as usize
+            }
+            None => 0,
+        };
         let core = Core {
+            finals,
+            history: History::new(history_samples),
+            output_frame_samples: info.output_frame_samples() as u64,
             tokens: Tokens::new(info.tokens.clone(), info.blank_id),
             feats: vec![0.0; info.chunk_frames * info.frame_dim()],
             fill: 0,
@@ -249,6 +356,9 @@ impl Stream {
         events: &mut Vec<Event>,
     ) -> Result<()> {
         self.core.arrival = arrival;
+        if self.core.finals.is_some() {
+            self.core.history.push(samples);
+        }
         let core = &mut self.core;
         self.frontend
             .accept(samples, |frame| core.on_frame(frame, events));
@@ -274,7 +384,10 @@ impl Stream {
         core.end_utterance(events);
         core.reset_model_state();
         self.frontend.reset();
-        Ok(())
+        match core.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -333,6 +446,7 @@ impl Core {
             gap_ms: self.gap_samples_pending as f64 * 1000.0 / self.sample_rate,
             speech_end_s: speech_end,
             command: None,
+            pass: Pass::Ctc,
         };
         self.gap_samples_pending = 0;
         ev
@@ -433,9 +547,15 @@ impl Core {
         // never an empty final (a gap still pending at the end of input is
         // only in `listen`'s closing report)
         if !self.text.is_empty() {
-            let text = self.text.clone();
-            let ev = self.event(EventKind::Final, text);
-            events.push(ev);
+            let (text, pass) = match self.finals_text() {
+                Some(t) => (t, Pass::Whisper),
+                None => (self.text.clone(), Pass::Ctc),
+            };
+            if !text.is_empty() {
+                let mut ev = self.event(EventKind::Final, text);
+                ev.pass = pass;
+                events.push(ev);
+            }
         }
         self.last_partial.clear();
         self.start_utterance();
@@ -465,6 +585,39 @@ impl Core {
             confidence: v.confidence,
             best: self.text.clone(),
             heard,
+        }
+    }
+
+    /// The finals pass over the utterance's audio: from a little before
+    /// its first token to the endpoint; None without a finals model. An
+    /// error is kept for `push` to return, and the CTC text stands.
+    fn finals_text(&mut self) -> Option<String> {
+        self.finals.as_ref()?;
+        let t0 = Instant::now();
+        let ofs = self.output_frame_samples;
+        let lead = (FINALS_LEAD_S * self.sample_rate) as u64;
+        let first = self
+            .current()
+            .first()
+            .map_or(self.ctc.utterance_start, |t| t.frame);
+        let start = (first * ofs)
+            .saturating_sub(lead)
+            .max(self.ctc.utterance_start * ofs);
+        let end = self.ctc.frame * ofs;
+        let audio = self.history.take(start, end);
+        let seconds = audio.len() as f64 / self.sample_rate;
+        let finals = self.finals.as_mut()?;
+        match finals.transcribe(audio) {
+            Ok(f) => {
+                self.timing.finals += 1;
+                self.timing.finals_time += t0.elapsed();
+                self.timing.finals_audio_s += seconds;
+                Some(f.text)
+            }
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
         }
     }
 

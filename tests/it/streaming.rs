@@ -162,6 +162,7 @@ fn a_gap_shows_in_jsonl_and_text() {
         gap_ms: 250.0,
         speech_end_s: Some(2.1),
         command: None,
+        pass: hark::stream::Pass::Ctc,
     };
     let mut out = hark::output::Output::new(Vec::new(), hark::output::Format::Jsonl);
     out.event(&ev, None).expect("write");

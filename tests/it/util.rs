@@ -17,6 +17,8 @@ pub fn config(model: &Model, partials: bool, lm: bool) -> StreamConfig {
         lm: None,
         no_lm: !lm,
         beam: None,
+        finals: hark::cli::FinalsChoice::Ctc,
+        finals_model: None,
     };
     let cfg = hark::config::stream_config(&d, partials).expect("default config");
     StreamConfig {

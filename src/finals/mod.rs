@@ -1,0 +1,768 @@
+//! The finals pass: at each endpoint the utterance is read once more by
+//! Whisper tiny.en (encoder, then greedy decoding with its attention
+//! decoder) and that text is the final; the streaming CTC pass keeps
+//! printing the partials. The model is two ONNX files written by
+//! `train/whisper_export.py` (docs/model-contract.md, "The finals model"),
+//! embedded in the binary or read from `--finals-model DIR`.
+//!
+//! `FinalsModel` is loaded once and shared read-only (`Arc`); each stream
+//! owns a `FinalsPass`, whose buffers (the utterance's log-mel, the decoder's
+//! key/value cache, the tokens) are sized once from the longest window and
+//! the token bound. Runs on the recognizer thread, at endpoints only.
+
+pub mod mel;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+
+use crate::error::{HarkError, Result};
+use mel::{WhisperMel, HOP_SAMPLES, N_MELS, SAMPLE_RATE_HZ};
+
+pub const FINALS_CONTRACT_VERSION: u32 = 1;
+/// The decoder's output projection, whose int8 copy is also the embedding
+/// table the runtime looks tokens up in (train/whisper_export.py `OUT_PROJ`).
+const OUT_PROJ: &str = "out_proj";
+
+/// The bundled finals model: Whisper tiny.en, int8 weights (MIT licence).
+pub static BUNDLED_ENCODER: &[u8] = include_bytes!("../../models/whisper-tiny.en/encoder.onnx");
+pub static BUNDLED_DECODER: &[u8] = include_bytes!("../../models/whisper-tiny.en/decoder.onnx");
+pub const BUNDLED_NAME: &str = "bundled:whisper-tiny.en";
+
+/// Audio appended to an utterance before the encoder, in samples: chosen
+/// on the dev set (results/whisper-finals/notes.md).
+pub const PAD_SAMPLES: usize = SAMPLE_RATE_HZ as usize;
+/// The token bound: at most this many plus `TOKENS_PER_SECOND` per second
+/// of audio.
+pub const BASE_TOKENS: usize = 5;
+pub const TOKENS_PER_SECOND: f64 = 6.0;
+/// No text when the no-speech probability after the start token exceeds
+/// this and the text's mean log-probability is below `LOGPROB_THRESHOLD`
+/// (faster-whisper's defaults).
+pub const NO_SPEECH_THRESHOLD: f32 = 0.6;
+pub const LOGPROB_THRESHOLD: f32 = -1.0;
+/// How far back from the window's limit a long utterance may be split.
+const SPLIT_SEARCH_SAMPLES: usize = 5 * SAMPLE_RATE_HZ as usize;
+/// The quietest stretch of this length is where a long utterance is split.
+const SPLIT_WINDOW_SAMPLES: usize = SAMPLE_RATE_HZ as usize / 10;
+
+/// What the decoder file declares (`hark.finals.*` metadata).
+#[derive(Clone, Debug)]
+pub struct FinalsInfo {
+    pub name: String,
+    pub weights: String,
+    pub layers: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub max_tokens: usize,
+    pub max_mel_frames: usize,
+    pub vocab_size: usize,
+    pub sot: u32,
+    pub eot: u32,
+    pub no_timestamps: u32,
+    pub timestamp_begin: u32,
+    pub no_speech: u32,
+}
+
+impl FinalsInfo {
+    /// The embedding width.
+    pub fn width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+    /// Samples of one window of the encoder (30 s for Whisper).
+    pub fn window_samples(&self) -> usize {
+        self.max_mel_frames * HOP_SAMPLES
+    }
+}
+
+pub struct FinalsModel {
+    pub info: FinalsInfo,
+    pub source: String,
+    /// Bytes of the two files.
+    pub file_bytes: usize,
+    encoder: Box<dyn Runnable>,
+    decoder: Box<dyn Runnable>,
+    /// The embedding table, int8, [width, vocab] (the output projection's
+    /// layout), with one scale per token.
+    embed_q: Vec<i8>,
+    embed_scale: Vec<f32>,
+    /// Each token's bytes (byte-level BPE undone); empty for special tokens.
+    token_bytes: Vec<Vec<u8>>,
+    /// Tokens never emitted.
+    suppress: Vec<bool>,
+    /// Tokens not emitted as the first token of a text.
+    suppress_begin: Vec<u32>,
+}
+
+impl std::fmt::Debug for FinalsModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinalsModel")
+            .field("source", &self.source)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+struct Meta<'a>(&'a HashMap<String, String>, &'a str);
+
+impl Meta<'_> {
+    fn get(&self, k: &str) -> Result<&str> {
+        self.0.get(k).map(|s| s.as_str()).ok_or_else(|| {
+            HarkError::Model(format!("{}: missing metadata key `{k}`", self.1))
+        })
+    }
+    fn parse<T: std::str::FromStr>(&self, k: &str) -> Result<T> {
+        let v = self.get(k)?;
+        v.trim().parse().map_err(|_| {
+            HarkError::Model(format!("{}: metadata key `{k}`: cannot parse `{v}`", self.1))
+        })
+    }
+    fn json<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<T> {
+        serde_json::from_str(self.get(k)?)
+            .map_err(|e| HarkError::Model(format!("{}: metadata key `{k}`: {e}", self.1)))
+    }
+}
+
+fn decode_proto(bytes: &[u8], source: &str) -> Result<(ModelProto, HashMap<String, String>)> {
+    let (proto, meta) = crate::model::read_metadata(bytes)
+        .map_err(|e| HarkError::Model(format!("{source}: {}", inner(e))))?;
+    let m = Meta(&meta, source);
+    let version: u32 = m.parse("hark.finals.contract_version")?;
+    if version != FINALS_CONTRACT_VERSION {
+        return Err(HarkError::Model(format!(
+            "{source}: finals contract version {version}, this hark reads version {FINALS_CONTRACT_VERSION}"
+        )));
+    }
+    Ok((proto, meta))
+}
+
+fn inner(e: HarkError) -> String {
+    match e {
+        HarkError::Model(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// GPT-2's byte-level alphabet: the character each byte is written as.
+fn byte_alphabet() -> [char; 256] {
+    let mut out = ['\0'; 256];
+    let mut n = 0u32;
+    for (b, c) in out.iter_mut().enumerate() {
+        let b8 = b as u32;
+        let printable = (0x21..=0x7e).contains(&b8)
+            || (0xa1..=0xac).contains(&b8)
+            || (0xae..=0xff).contains(&b8);
+        *c = if printable {
+            char::from_u32(b8).unwrap_or('\0')
+        } else {
+            let c = char::from_u32(256 + n).unwrap_or('\0');
+            n += 1;
+            c
+        };
+    }
+    out
+}
+
+/// Token strings (byte-level BPE) to bytes; special tokens (`<|...|>`)
+/// to nothing.
+fn token_bytes(vocab: &[String]) -> Vec<Vec<u8>> {
+    let alphabet = byte_alphabet();
+    let back: HashMap<char, u8> = alphabet
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| (c, b as u8))
+        .collect();
+    vocab
+        .iter()
+        .map(|t| {
+            if t.starts_with("<|") && t.ends_with("|>") {
+                return Vec::new();
+            }
+            t.chars().filter_map(|c| back.get(&c).copied()).collect()
+        })
+        .collect()
+}
+
+/// Replace each int8 weight that the graph rebuilds as
+/// `Mul(Cast(W.q), W.scale)` (train/whisper_export.py `store_weights`) by the
+/// float32 weight itself, so that tract sees a constant: it does not fold
+/// that pair itself, and would dequantize every weight at every step.
+pub fn fold_int8_weights(proto: &mut ModelProto, source: &str) -> Result<()> {
+    use tract_onnx::pb::TensorProto;
+    const FLOAT: i32 = 1;
+    const INT8: i32 = 3;
+    let bad = |what: String| HarkError::Model(format!("{source}: {what}"));
+    let Some(graph) = proto.graph.as_mut() else {
+        return Err(bad("no graph".into()));
+    };
+    let mut inits: HashMap<String, TensorProto> = graph
+        .initializer
+        .drain(..)
+        .map(|t| (t.name.clone(), t))
+        .collect();
+    let casts: HashMap<String, String> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Cast" && n.input.len() == 1 && n.output.len() == 1)
+        .filter(|n| inits.get(&n.input[0]).is_some_and(|t| t.data_type == INT8))
+        .map(|n| (n.output[0].clone(), n.input[0].clone()))
+        .collect();
+    let mut folded = std::collections::HashSet::new();
+    let mut keep = Vec::with_capacity(graph.node.len());
+    for node in graph.node.drain(..) {
+        let pair = (node.op_type == "Mul" && node.input.len() == 2 && node.output.len() == 1)
+            .then(|| casts.get(&node.input[0]).map(|q| (q.clone(), node.input[1].clone())))
+            .flatten();
+        let Some((q_name, s_name)) = pair else {
+            keep.push(node);
+            continue;
+        };
+        let (Some(q), Some(s)) = (inits.get(&q_name), inits.get(&s_name)) else {
+            return Err(bad(format!("int8 weight `{q_name}` without its scale")));
+        };
+        let dims: Vec<usize> = q.dims.iter().map(|&d| d.max(0) as usize).collect();
+        let n: usize = dims.iter().product();
+        if dims.len() != 2 || q.raw_data.len() != n || s.data_type != FLOAT || s.raw_data.len() % 4 != 0
+        {
+            return Err(bad(format!("int8 weight `{q_name}` is malformed")));
+        }
+        let scales: Vec<f32> = s
+            .raw_data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        // one scale per row ([rows, 1]) or per column ([1, cols])
+        let per_row = s.dims == [dims[0] as i64, 1] && scales.len() == dims[0];
+        let per_col = s.dims == [1, dims[1] as i64] && scales.len() == dims[1];
+        if !per_row && !per_col {
+            return Err(bad(format!("int8 weight `{q_name}`: scales of shape {:?}", s.dims)));
+        }
+        let mut raw = Vec::with_capacity(4 * n);
+        for (i, &b) in q.raw_data.iter().enumerate() {
+            let scale = if per_row { scales[i / dims[1]] } else { scales[i % dims[1]] };
+            raw.extend_from_slice(&((b as i8) as f32 * scale).to_le_bytes());
+        }
+        let w = TensorProto {
+            name: node.output[0].clone(),
+            dims: q.dims.clone(),
+            data_type: FLOAT,
+            raw_data: raw,
+            ..Default::default()
+        };
+        folded.insert(q_name);
+        folded.insert(s_name);
+        inits.insert(w.name.clone(), w);
+    }
+    // the Cast nodes whose outputs were all folded go too
+    let used: std::collections::HashSet<String> =
+        keep.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    keep.retain(|n| !(n.op_type == "Cast" && casts.contains_key(&n.output[0]) && !used.contains(&n.output[0])));
+    graph.node = keep;
+    let used: std::collections::HashSet<String> =
+        graph.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    graph.initializer = inits
+        .into_values()
+        .filter(|t| !folded.contains(&t.name) || used.contains(&t.name))
+        .collect();
+    Ok(())
+}
+
+fn initializer<'a>(proto: &'a ModelProto, name: &str) -> Option<&'a tract_onnx::pb::TensorProto> {
+    proto
+        .graph
+        .as_ref()?
+        .initializer
+        .iter()
+        .find(|t| t.name == name)
+}
+
+impl FinalsModel {
+    /// The bundled model, or the two files in `dir`.
+    pub fn load(dir: Option<&Path>) -> Result<Arc<FinalsModel>> {
+        match dir {
+            None => Self::load_bytes(BUNDLED_ENCODER, BUNDLED_DECODER, BUNDLED_NAME),
+            Some(d) => {
+                let read = |name: &str| {
+                    let p = d.join(name);
+                    std::fs::read(&p).map_err(|e| {
+                        HarkError::Model(format!("finals model: cannot read {}: {e}", p.display()))
+                    })
+                };
+                let (enc, dec) = (read("encoder.onnx")?, read("decoder.onnx")?);
+                Self::load_bytes(&enc, &dec, &d.display().to_string())
+            }
+        }
+    }
+
+    pub fn load_bytes(encoder: &[u8], decoder: &[u8], source: &str) -> Result<Arc<FinalsModel>> {
+        let enc_name = format!("{source}/encoder.onnx");
+        let dec_name = format!("{source}/decoder.onnx");
+        let (mut enc_proto, enc_meta) = decode_proto(encoder, &enc_name)?;
+        let (mut dec_proto, dec_meta) = decode_proto(decoder, &dec_name)?;
+        let m = Meta(&dec_meta, &dec_name);
+        let info = FinalsInfo {
+            name: m.get("hark.finals.model_name")?.to_string(),
+            weights: m.get("hark.finals.weights")?.to_string(),
+            layers: m.parse("hark.finals.layers")?,
+            heads: m.parse("hark.finals.heads")?,
+            head_dim: m.parse("hark.finals.head_dim")?,
+            max_tokens: m.parse("hark.finals.max_tokens")?,
+            max_mel_frames: m.parse("hark.finals.max_mel_frames")?,
+            vocab_size: m.parse("hark.finals.vocab_size")?,
+            sot: m.parse("hark.finals.sot")?,
+            eot: m.parse("hark.finals.eot")?,
+            no_timestamps: m.parse("hark.finals.no_timestamps")?,
+            timestamp_begin: m.parse("hark.finals.timestamp_begin")?,
+            no_speech: m.parse("hark.finals.no_speech")?,
+        };
+        let em = Meta(&enc_meta, &enc_name);
+        for key in ["layers", "heads", "head_dim", "max_mel_frames"] {
+            let k = format!("hark.finals.{key}");
+            if em.get(&k)? != m.get(&k)? {
+                return Err(HarkError::Model(format!(
+                    "{source}: encoder and decoder disagree on `{k}`"
+                )));
+            }
+        }
+        if em.get("hark.finals.n_mels")? != N_MELS.to_string()
+            || em.get("hark.finals.sample_rate_hz")? != SAMPLE_RATE_HZ.to_string()
+            || em.get("hark.finals.hop_samples")? != HOP_SAMPLES.to_string()
+            || em.get("hark.finals.n_fft")? != mel::N_FFT.to_string()
+        {
+            return Err(HarkError::Model(format!(
+                "{enc_name}: features other than Whisper's 80-bin log-mel at 16 kHz"
+            )));
+        }
+        let vocab: Vec<String> = m.json("hark.finals.vocabulary")?;
+        let suppress_ids: Vec<u32> = m.json("hark.finals.suppress")?;
+        let suppress_begin: Vec<u32> = m.json("hark.finals.suppress_begin")?;
+        let v = info.vocab_size;
+        let sane = vocab.len() == v
+            && [info.sot, info.eot, info.no_timestamps, info.timestamp_begin, info.no_speech]
+                .iter()
+                .all(|&t| (t as usize) < v)
+            && info.eot < info.sot
+            && info.sot < info.timestamp_begin
+            && suppress_ids.iter().chain(&suppress_begin).all(|&t| (t as usize) < v)
+            && (1..=64).contains(&info.layers)
+            && (1..=64).contains(&info.heads)
+            && (1..=1024).contains(&info.head_dim)
+            && (2..=4096).contains(&info.max_tokens)
+            && (2..=30_000).contains(&info.max_mel_frames);
+        if !sane {
+            return Err(HarkError::Model(format!(
+                "{dec_name}: inconsistent finals metadata: {info:?}"
+            )));
+        }
+        if info.weights != "int8" {
+            return Err(HarkError::Model(format!(
+                "{dec_name}: weights `{}` (this hark runs int8 finals models: train/whisper_export.py --weights int8)",
+                info.weights
+            )));
+        }
+        let (embed_q, embed_scale) = Self::embedding(&dec_proto, &info, &dec_name)?;
+        fold_int8_weights(&mut enc_proto, &enc_name)?;
+        fold_int8_weights(&mut dec_proto, &dec_name)?;
+        let mut suppress = vec![false; v];
+        for &t in &suppress_ids {
+            suppress[t as usize] = true;
+        }
+        // SOT, the language and task tokens, no-speech, no-timestamps: never text
+        for s in &mut suppress[info.eot as usize + 1..info.timestamp_begin as usize] {
+            *s = true;
+        }
+        let ctx = |name: &str| {
+            let name = name.to_string();
+            move |e: TractError| HarkError::Model(format!("{name}: {e:#}"))
+        };
+        let encoder_plan = tract_onnx::onnx()
+            .model_for_proto_model(&enc_proto)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(ctx(&enc_name))?;
+        drop(enc_proto);
+        let decoder_plan = tract_onnx::onnx()
+            .model_for_proto_model(&dec_proto)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(ctx(&dec_name))?;
+        drop(dec_proto);
+        if std::ptr::eq(encoder, BUNDLED_ENCODER) {
+            crate::mem::release_embedded(BUNDLED_ENCODER);
+            crate::mem::release_embedded(BUNDLED_DECODER);
+        }
+        crate::mem::log_resident("finals model: plans ready");
+        Ok(Arc::new(FinalsModel {
+            source: source.to_string(),
+            file_bytes: encoder.len() + decoder.len(),
+            encoder: Box::new(encoder_plan),
+            decoder: Box::new(decoder_plan),
+            embed_q,
+            embed_scale,
+            token_bytes: token_bytes(&vocab),
+            suppress,
+            suppress_begin,
+            info,
+        }))
+    }
+
+    /// The int8 embedding table and its per-token scales from the decoder's
+    /// output projection initializers.
+    fn embedding(proto: &ModelProto, info: &FinalsInfo, name: &str) -> Result<(Vec<i8>, Vec<f32>)> {
+        let bad = |what: &str| HarkError::Model(format!("{name}: {what}"));
+        let q = initializer(proto, &format!("{OUT_PROJ}.q"))
+            .ok_or_else(|| bad("no int8 output projection (`out_proj.q`)"))?;
+        let s = initializer(proto, &format!("{OUT_PROJ}.scale"))
+            .ok_or_else(|| bad("no output projection scales (`out_proj.scale`)"))?;
+        let (w, v) = (info.width(), info.vocab_size);
+        if q.dims != [w as i64, v as i64] || q.raw_data.len() != w * v {
+            return Err(bad("output projection of the wrong shape"));
+        }
+        if s.dims != [1, v as i64] || s.raw_data.len() != 4 * v {
+            return Err(bad("output projection scales of the wrong shape"));
+        }
+        let embed_q = q.raw_data.iter().map(|&b| b as i8).collect();
+        let embed_scale = s
+            .raw_data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok((embed_q, embed_scale))
+    }
+
+    /// The UTF-8 text of `tokens` (text tokens; special ones write nothing).
+    pub fn detokenize(&self, tokens: &[u32], out: &mut Vec<u8>) {
+        for &t in tokens {
+            if let Some(b) = self.token_bytes.get(t as usize) {
+                out.extend_from_slice(b);
+            }
+        }
+    }
+
+    /// The bytes token `t` stands for.
+    pub fn token(&self, t: u32) -> &[u8] {
+        self.token_bytes.get(t as usize).map_or(&[], |b| b)
+    }
+}
+
+/// Where a long utterance is cut into windows the encoder takes: cut
+/// points (sample offsets, increasing, exclusive of 0 and `len`), each at the
+/// quietest `SPLIT_WINDOW_SAMPLES` within `SPLIT_SEARCH_SAMPLES` before the
+/// window's limit. The pieces between them cover `len` with nothing
+/// dropped or read twice.
+pub fn split_points(samples: &[f32], max_piece: usize, out: &mut Vec<usize>) {
+    out.clear();
+    let mut start = 0;
+    let step = SPLIT_WINDOW_SAMPLES / 2;
+    while samples.len() - start > max_piece {
+        let limit = start + max_piece;
+        let lo = limit.saturating_sub(SPLIT_SEARCH_SAMPLES).max(start + step);
+        let mut best = (f32::INFINITY, limit);
+        let mut at = lo;
+        while at + SPLIT_WINDOW_SAMPLES <= limit {
+            let e: f32 = samples[at..at + SPLIT_WINDOW_SAMPLES]
+                .iter()
+                .map(|x| x * x)
+                .sum();
+            if e < best.0 {
+                best = (e, at + SPLIT_WINDOW_SAMPLES / 2);
+            }
+            at += step;
+        }
+        out.push(best.1);
+        start = best.1;
+    }
+}
+
+/// The outcome of decoding one utterance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FinalText {
+    pub text: String,
+    /// Text tokens decoded (after any cut), over all windows.
+    pub tokens: usize,
+    /// Whether a window hit the token bound, or a repetition was cut.
+    pub bounded: bool,
+    pub repeat_cut: bool,
+    /// Windows the no-speech rule emptied.
+    pub no_speech: usize,
+}
+
+/// One stream's finals state: buffers sized once from the longest window.
+pub struct FinalsPass {
+    model: Arc<FinalsModel>,
+    mel: WhisperMel,
+    mel_buf: Vec<f32>,
+    cache: Arc<Tensor>,
+    tokens: Vec<u32>,
+    logits: Vec<f32>,
+    embedding: Vec<f32>,
+    bytes: Vec<u8>,
+    cuts: Vec<usize>,
+}
+
+impl FinalsPass {
+    pub fn new(model: Arc<FinalsModel>) -> Result<Self> {
+        let i = &model.info;
+        let shape = [i.layers, 2, i.heads, i.max_tokens, i.head_dim];
+        let cache = Tensor::zero::<f32>(&shape)
+            .map_err(|e| HarkError::Runtime(format!("finals cache: {e:#}")))?;
+        Ok(FinalsPass {
+            mel: WhisperMel::new(),
+            mel_buf: vec![0.0; N_MELS * i.max_mel_frames],
+            cache: Arc::new(cache),
+            tokens: Vec::with_capacity(i.max_tokens),
+            logits: vec![0.0; i.vocab_size],
+            embedding: vec![0.0; i.width()],
+            bytes: Vec::with_capacity(4 * i.max_tokens),
+            cuts: Vec::with_capacity(64),
+            model,
+        })
+    }
+
+    pub fn model(&self) -> &Arc<FinalsModel> {
+        &self.model
+    }
+
+    /// Transcribe one utterance (16 kHz samples): split into windows the
+    /// encoder takes, each padded with silence, encoded and decoded.
+    pub fn transcribe(&mut self, samples: &[f32]) -> Result<FinalText> {
+        let max_piece = self.model.info.window_samples() - PAD_SAMPLES;
+        let mut cuts = std::mem::take(&mut self.cuts);
+        split_points(samples, max_piece, &mut cuts);
+        let mut out = FinalText::default();
+        self.bytes.clear();
+        let mut start = 0;
+        for end in cuts.iter().copied().chain([samples.len()]) {
+            self.window(&samples[start..end], &mut out)?;
+            start = end;
+        }
+        self.cuts = cuts;
+        out.text = String::from_utf8_lossy(&self.bytes).trim().to_string();
+        Ok(out)
+    }
+
+    fn window(&mut self, samples: &[f32], out: &mut FinalText) -> Result<()> {
+        let run = |e: TractError| HarkError::Runtime(format!("finals pass failed: {e:#}"));
+        let info = self.model.info.clone();
+        // a window shorter than the STFT reflection needs is padded further
+        let pad = PAD_SAMPLES.max(mel::N_FFT + HOP_SAMPLES - samples.len().min(mel::N_FFT));
+        // split_points keeps every window within the encoder's frames
+        if WhisperMel::frames(samples.len(), pad) > info.max_mel_frames {
+            return Err(HarkError::Runtime("finals window longer than the encoder's".into()));
+        }
+        let frames = self.mel.compute(samples, pad, &mut self.mel_buf);
+        let mel = Tensor::from_shape(&[1, N_MELS, frames], &self.mel_buf[..N_MELS * frames])
+            .map_err(run)?;
+        let t0 = std::time::Instant::now();
+        let mut enc = self.model.encoder.run(tvec![mel.into()]).map_err(run)?;
+        let t_enc = t0.elapsed();
+        let cross = enc
+            .pop()
+            .ok_or_else(|| HarkError::Runtime("finals encoder returned nothing".into()))?
+            .into_arc_tensor();
+        let seconds = samples.len() as f64 / SAMPLE_RATE_HZ as f64;
+        let prompt = [info.sot, info.no_timestamps];
+        let limit = (BASE_TOKENS + (TOKENS_PER_SECOND * seconds) as usize)
+            .min(info.max_tokens - prompt.len() - 1);
+        self.tokens.clear();
+        let mut position = 0usize;
+        let mut no_speech = 0.0f32;
+        let mut logprob_sum = 0.0f64;
+        // the prompt: the first step's output gives the no-speech probability
+        self.step(info.sot, position, &cross)?;
+        position += 1;
+        no_speech = no_speech.max(softmax_at(&self.logits, info.no_speech as usize));
+        let mut last = prompt[1];
+        let text_start = self.tokens.len();
+        let mut hit_bound = true;
+        while self.tokens.len() - text_start < limit {
+            self.step(last, position, &cross)?;
+            position += 1;
+            let first = self.tokens.len() == text_start;
+            let tok = self.choose(first, &info);
+            logprob_sum += log_softmax_at(&self.logits, tok as usize) as f64;
+            if tok == info.eot {
+                hit_bound = false;
+                break;
+            }
+            self.tokens.push(tok);
+            last = tok;
+            if let Some(cut) = repeat_cut(&self.tokens[text_start..]) {
+                self.tokens.truncate(text_start + cut);
+                out.repeat_cut = true;
+                hit_bound = false;
+                break;
+            }
+        }
+        out.bounded |= hit_bound;
+        log::debug!(
+            "finals window: {seconds:.2} s, {frames} mel frames, encoder {:.1} ms, {position} decoder steps {:.1} ms",
+            t_enc.as_secs_f64() * 1e3,
+            (t0.elapsed() - t_enc).as_secs_f64() * 1e3
+        );
+        let n = self.tokens.len() - text_start;
+        let mean_logprob = logprob_sum / (n + 1) as f64;
+        if no_speech > NO_SPEECH_THRESHOLD && mean_logprob < LOGPROB_THRESHOLD as f64 {
+            out.no_speech += 1;
+            self.tokens.truncate(text_start);
+        }
+        out.tokens += self.tokens.len() - text_start;
+        if !self.bytes.is_empty() && !self.tokens.is_empty() {
+            self.bytes.push(b' ');
+        }
+        let model = self.model.clone();
+        model.detokenize(&self.tokens[text_start..], &mut self.bytes);
+        Ok(())
+    }
+
+    /// Greedy choice over the last logits, with Whisper's suppressions.
+    fn choose(&mut self, first: bool, info: &FinalsInfo) -> u32 {
+        let ts = info.timestamp_begin as usize;
+        let suppress = &self.model.suppress;
+        let mut best = (f32::NEG_INFINITY, info.eot);
+        for (t, &l) in self.logits[..ts].iter().enumerate() {
+            if l > best.0 && !suppress[t] {
+                best = (l, t as u32);
+            }
+        }
+        if first && self.model.suppress_begin.contains(&best.1) {
+            let banned = &self.model.suppress_begin;
+            best = (f32::NEG_INFINITY, info.eot);
+            for (t, &l) in self.logits[..ts].iter().enumerate() {
+                if l > best.0 && !suppress[t] && !banned.contains(&(t as u32)) {
+                    best = (l, t as u32);
+                }
+            }
+        }
+        best.1
+    }
+
+    /// One decoder step: `token` at `position`; the logits into
+    /// `self.logits`, its keys and values into the cache.
+    fn step(&mut self, token: u32, position: usize, cross: &Arc<Tensor>) -> Result<()> {
+        let run = |e: TractError| HarkError::Runtime(format!("finals decoder failed: {e:#}"));
+        let info = &self.model.info;
+        let (w, v) = (info.width(), info.vocab_size);
+        let t = token as usize;
+        let scale = self.model.embed_scale[t];
+        for (d, e) in self.embedding.iter_mut().enumerate() {
+            *e = self.model.embed_q[d * v + t] as f32 * scale;
+        }
+        let embedding = Tensor::from_shape(&[1, w], &self.embedding).map_err(run)?;
+        let pos = Tensor::from_shape(&[1], &[position as i64]).map_err(run)?;
+        let inputs = tvec![
+            embedding.into(),
+            pos.into(),
+            TValue::from_const(self.cache.clone()),
+            TValue::from_const(cross.clone()),
+        ];
+        let t0 = std::time::Instant::now();
+        let outs = self.model.decoder.run(inputs).map_err(run)?;
+        log::trace!("decoder run {:.2} ms", t0.elapsed().as_secs_f64() * 1e3);
+        let [logits, new_kv] = &outs[..] else {
+            return Err(HarkError::Runtime(
+                "finals decoder returned the wrong number of outputs".into(),
+            ));
+        };
+        let l = logits.try_as_plain_ram().map_err(run)?;
+        let l = l.as_slice::<f32>().map_err(run)?;
+        if l.len() != v {
+            return Err(HarkError::Runtime("finals logits of the wrong size".into()));
+        }
+        self.logits.copy_from_slice(l);
+        let new = new_kv.try_as_plain_ram().map_err(run)?;
+        let new = new.as_slice::<f32>().map_err(run)?;
+        let (m, dh) = (info.max_tokens, info.head_dim);
+        if new.len() != info.layers * 2 * info.heads * dh || position >= m {
+            return Err(HarkError::Runtime("finals keys/values of the wrong size".into()));
+        }
+        let cache = Arc::get_mut(&mut self.cache)
+            .ok_or_else(|| HarkError::Runtime("finals cache still shared".into()))?;
+        let mut view = cache.try_as_plain_ram_mut().map_err(run)?;
+        let cache = view.as_slice_mut::<f32>().map_err(run)?;
+        for (row, chunk) in new.chunks_exact(dh).enumerate() {
+            let at = row * m * dh + position * dh;
+            cache[at..at + dh].copy_from_slice(chunk);
+        }
+        Ok(())
+    }
+}
+
+fn log_sum_exp(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    max + x.iter().map(|&v| (v - max).exp()).sum::<f32>().ln()
+}
+
+fn log_softmax_at(x: &[f32], i: usize) -> f32 {
+    x[i] - log_sum_exp(x)
+}
+
+fn softmax_at(x: &[f32], i: usize) -> f32 {
+    log_softmax_at(x, i).exp()
+}
+
+/// Length to cut `tokens` to when they end in a phrase repeated back to
+/// back: a period of fewer than 4 tokens seen 3 times, or a longer one
+/// seen twice, is cut after its first occurrence ("no no" survives).
+pub fn repeat_cut(tokens: &[u32]) -> Option<usize> {
+    const MAX_PERIOD: usize = 32;
+    let n = tokens.len();
+    for p in 1..=MAX_PERIOD.min(n / 2) {
+        let need = if p < 4 { 3 } else { 2 };
+        if n < need * p {
+            continue;
+        }
+        let tail = &tokens[n - p..];
+        if (1..need).all(|r| &tokens[n - (r + 1) * p..n - r * p] == tail) {
+            return Some(n - (need - 1) * p);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_are_cut_after_the_first_occurrence() {
+        assert_eq!(repeat_cut(&[1, 2, 3, 4, 5, 2, 3, 4, 5]), Some(5));
+        assert_eq!(repeat_cut(&[9, 7, 7, 7]), Some(2));
+        assert_eq!(repeat_cut(&[9, 7, 7]), None);
+        assert_eq!(repeat_cut(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn long_utterances_split_at_the_quietest_point_and_drop_nothing() {
+        let rate = SAMPLE_RATE_HZ as usize;
+        // 70 s of tone with a quiet gap at 26 s and at 52 s
+        let mut s: Vec<f32> = (0..70 * rate).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+        for gap in [26 * rate, 52 * rate] {
+            s[gap..gap + rate / 5].iter_mut().for_each(|x| *x = 0.0);
+        }
+        let mut cuts = Vec::new();
+        split_points(&s, 29 * rate, &mut cuts);
+        assert_eq!(cuts.len(), 2);
+        assert!(cuts[0] > 26 * rate && cuts[0] < 26 * rate + rate / 5, "{cuts:?}");
+        assert!(cuts[1] > 52 * rate && cuts[1] < 52 * rate + rate / 5, "{cuts:?}");
+        let mut start = 0;
+        for end in cuts.iter().copied().chain([s.len()]) {
+            assert!(end > start && end - start <= 29 * rate);
+            start = end;
+        }
+        split_points(&s[..20 * rate], 29 * rate, &mut cuts);
+        assert!(cuts.is_empty());
+    }
+
+    #[test]
+    fn the_byte_alphabet_is_a_bijection() {
+        let a = byte_alphabet();
+        let set: std::collections::HashSet<char> = a.iter().copied().collect();
+        assert_eq!(set.len(), 256);
+        assert_eq!(a[b'a' as usize], 'a');
+        assert_eq!(a[b' ' as usize], 'Ġ');
+    }
+}
