@@ -450,12 +450,34 @@ class OrtFinals:
         return logits[0]
 
 
+def mel_test_signal() -> tuple[np.ndarray, int]:
+    """A deterministic 0.6 s test signal (a chirp, a tone and noise) and the
+    padding the Rust log-mel parity test appends."""
+    t = np.arange(int(0.6 * W.SAMPLE_RATE_HZ)) / W.SAMPLE_RATE_HZ
+    x = 0.3 * np.sin(2 * np.pi * (200 + 2000 * t) * t) + 0.1 * np.sin(2 * np.pi * 3100 * t)
+    x += 0.02 * np.random.RandomState(36).randn(len(t))
+    return x.astype(np.float32), 1600
+
+
+def mel_vectors() -> dict:
+    """What tests/data/whisper_mel_vectors.json holds: the signal, its padding
+    and the reference log-mel, [80, frames] row-major."""
+    x, pad = mel_test_signal()
+    mel = W.log_mel(x, padding=pad).numpy()
+    return {"samples": [round(float(v), 7) for v in x], "pad_samples": pad,
+            "mel": [round(float(v), 6) for v in mel.reshape(-1)]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="models/whisper-tiny.en")
     ap.add_argument("--weights", choices=("int8", "float16", "float32"), default="int8")
     ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime check against PyTorch")
+    ap.add_argument("--mel-vectors", metavar="JSON", help="only write the log-mel test vectors (tests/data/whisper_mel_vectors.json)")
     args = ap.parse_args(argv)
+    if args.mel_vectors:
+        pathlib.Path(args.mel_vectors).write_text(json.dumps(mel_vectors()) + "\n")
+        return 0
     torch.set_num_threads(2)
     files = export(pathlib.Path(args.out), args.weights, check=not args.no_check)
     for part, path in files.items():

@@ -9,6 +9,7 @@ mod beam;
 mod cli;
 mod e2e;
 mod fbank;
+mod finals;
 mod fuzz_regressions;
 mod listen;
 mod notify;
