@@ -159,6 +159,20 @@ pub struct BenchReport {
     pub first_partial_at_s: Option<f64>,
     pub first_partial_token_s: Option<f64>,
     pub peak_rss_kib: Option<u64>,
+    /// Which pass wrote the finals: "whisper" or "ctc".
+    pub final_pass: &'static str,
+    /// Whether the final pass encodes the utterance again (Whisper's own
+    /// encoder) rather than reading the streaming pass's states.
+    pub final_reencode: bool,
+    pub finals_model: Option<String>,
+    pub finals_model_bytes: Option<usize>,
+    /// Per final: the Whisper pass alone (encoder and decoder), from the
+    /// endpoint's decision to its text (included in endpoint_to_final_ms).
+    pub final_pass_ms: Option<Percentiles>,
+    /// Seconds of audio the final passes read, over all finals.
+    pub final_pass_audio_s: f64,
+    /// Compute of both passes together per second of audio (one thread).
+    pub real_time_factor_both_passes: f64,
     pub files: Vec<FileResult>,
 }
 
@@ -226,6 +240,17 @@ pub fn run(
         first_partial_at_s: acc.first_partial.map(|p| p.0),
         first_partial_token_s: acc.first_partial.map(|p| p.1),
         peak_rss_kib: peak_rss_kib(),
+        final_pass: if cfg.finals.is_some() {
+            "whisper"
+        } else {
+            "ctc"
+        },
+        final_reencode: cfg.finals.is_some(),
+        finals_model: cfg.finals.as_ref().map(|f| f.source.clone()),
+        finals_model_bytes: cfg.finals.as_ref().map(|f| f.file_bytes),
+        final_pass_ms: Percentiles::of(acc.final_pass),
+        final_pass_audio_s: acc.final_pass_audio_s,
+        real_time_factor_both_passes: rtf,
         files,
     })
 }
@@ -241,6 +266,8 @@ struct Acc {
     final_: Vec<f64>,
     endpoint_to_final: Vec<f64>,
     first_partial: Option<(f64, f64)>,
+    final_pass: Vec<f64>,
+    final_pass_audio_s: f64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -285,8 +312,13 @@ fn run_file(
         let arrival = pushed as f64 / a.rate as f64;
         let finish = arrival.max(free_at) + compute.as_secs_f64();
         free_at = finish;
-        let step_ms = ms(timing.model + timing.decode);
+        let step_ms = ms(timing.model + timing.decode + timing.finals_time);
         acc.frontend.push((ms(compute) - step_ms).max(0.0));
+        if timing.finals > 0 {
+            acc.final_pass
+                .push(ms(timing.finals_time) / timing.finals as f64);
+            acc.final_pass_audio_s += timing.finals_audio_s;
+        }
         if timing.steps > 0 {
             acc.chunk_total.push(ms(compute));
             let n = timing.steps as f64;
@@ -406,6 +438,7 @@ pub fn write_table(r: &BenchReport, w: &mut impl std::io::Write) -> std::io::Res
         ("partial", &r.partial_latency_ms),
         ("final", &r.final_latency_ms),
         ("end of speech -> final", &r.endpoint_to_final_ms),
+        ("  final pass (whisper)", &r.final_pass_ms),
     ];
     for (name, p) in rows {
         match p {

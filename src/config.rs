@@ -80,7 +80,9 @@ pub fn finals(
     let f = FinalsModel::load(d.finals_model.as_deref())?;
     crate::mem::tune_allocator_for_running();
     if backend != crate::backend::Backend::Cpu {
-        log::info!("finals: the Whisper pass runs on the CPU (only the streaming pass runs on the GPU)");
+        log::info!(
+            "finals: the Whisper pass runs on the CPU (only the streaming pass runs on the GPU)"
+        );
     }
     log::info!(
         "finals: {} ({} weights) from {}",

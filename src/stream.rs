@@ -283,8 +283,8 @@ impl Stream {
         };
         let history_samples = match finals {
             Some(_) => {
-                let utt = cfg.endpoint.max_utterance_ms as usize * info.sample_rate_hz() as usize
-                    / 1000;
+                let utt =
+                    cfg.endpoint.max_utterance_ms as usize * info.sample_rate_hz() as usize / 1000;
                 let chunk = info.chunk_frames * info.frame_shift_samples();
                 utt + 2 * chunk + info.sample_rate_hz() as usize
             }

@@ -94,9 +94,11 @@ impl WhisperMel {
                 *x = at(start + i as isize) * w;
             }
             // the sizes are the planner's own: this cannot fail
-            let _ = self
-                .fft
-                .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch);
+            let _ = self.fft.process_with_scratch(
+                &mut self.frame,
+                &mut self.spectrum,
+                &mut self.scratch,
+            );
             for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
                 *p = c.norm_sqr();
             }

@@ -110,14 +110,18 @@ struct Meta<'a>(&'a HashMap<String, String>, &'a str);
 
 impl Meta<'_> {
     fn get(&self, k: &str) -> Result<&str> {
-        self.0.get(k).map(|s| s.as_str()).ok_or_else(|| {
-            HarkError::Model(format!("{}: missing metadata key `{k}`", self.1))
-        })
+        self.0
+            .get(k)
+            .map(|s| s.as_str())
+            .ok_or_else(|| HarkError::Model(format!("{}: missing metadata key `{k}`", self.1)))
     }
     fn parse<T: std::str::FromStr>(&self, k: &str) -> Result<T> {
         let v = self.get(k)?;
         v.trim().parse().map_err(|_| {
-            HarkError::Model(format!("{}: metadata key `{k}`: cannot parse `{v}`", self.1))
+            HarkError::Model(format!(
+                "{}: metadata key `{k}`: cannot parse `{v}`",
+                self.1
+            ))
         })
     }
     fn json<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<T> {
@@ -214,7 +218,11 @@ pub fn fold_int8_weights(proto: &mut ModelProto, source: &str) -> Result<()> {
     let mut keep = Vec::with_capacity(graph.node.len());
     for node in graph.node.drain(..) {
         let pair = (node.op_type == "Mul" && node.input.len() == 2 && node.output.len() == 1)
-            .then(|| casts.get(&node.input[0]).map(|q| (q.clone(), node.input[1].clone())))
+            .then(|| {
+                casts
+                    .get(&node.input[0])
+                    .map(|q| (q.clone(), node.input[1].clone()))
+            })
             .flatten();
         let Some((q_name, s_name)) = pair else {
             keep.push(node);
@@ -225,7 +233,10 @@ pub fn fold_int8_weights(proto: &mut ModelProto, source: &str) -> Result<()> {
         };
         let dims: Vec<usize> = q.dims.iter().map(|&d| d.max(0) as usize).collect();
         let n: usize = dims.iter().product();
-        if dims.len() != 2 || q.raw_data.len() != n || s.data_type != FLOAT || s.raw_data.len() % 4 != 0
+        if dims.len() != 2
+            || q.raw_data.len() != n
+            || s.data_type != FLOAT
+            || s.raw_data.len() % 4 != 0
         {
             return Err(bad(format!("int8 weight `{q_name}` is malformed")));
         }
@@ -238,11 +249,18 @@ pub fn fold_int8_weights(proto: &mut ModelProto, source: &str) -> Result<()> {
         let per_row = s.dims == [dims[0] as i64, 1] && scales.len() == dims[0];
         let per_col = s.dims == [1, dims[1] as i64] && scales.len() == dims[1];
         if !per_row && !per_col {
-            return Err(bad(format!("int8 weight `{q_name}`: scales of shape {:?}", s.dims)));
+            return Err(bad(format!(
+                "int8 weight `{q_name}`: scales of shape {:?}",
+                s.dims
+            )));
         }
         let mut raw = Vec::with_capacity(4 * n);
         for (i, &b) in q.raw_data.iter().enumerate() {
-            let scale = if per_row { scales[i / dims[1]] } else { scales[i % dims[1]] };
+            let scale = if per_row {
+                scales[i / dims[1]]
+            } else {
+                scales[i % dims[1]]
+            };
             raw.extend_from_slice(&((b as i8) as f32 * scale).to_le_bytes());
         }
         let w = TensorProto {
@@ -259,10 +277,15 @@ pub fn fold_int8_weights(proto: &mut ModelProto, source: &str) -> Result<()> {
     // the Cast nodes whose outputs were all folded go too
     let used: std::collections::HashSet<String> =
         keep.iter().flat_map(|n| n.input.iter().cloned()).collect();
-    keep.retain(|n| !(n.op_type == "Cast" && casts.contains_key(&n.output[0]) && !used.contains(&n.output[0])));
+    keep.retain(|n| {
+        !(n.op_type == "Cast" && casts.contains_key(&n.output[0]) && !used.contains(&n.output[0]))
+    });
     graph.node = keep;
-    let used: std::collections::HashSet<String> =
-        graph.node.iter().flat_map(|n| n.input.iter().cloned()).collect();
+    let used: std::collections::HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().cloned())
+        .collect();
     graph.initializer = inits
         .into_values()
         .filter(|t| !folded.contains(&t.name) || used.contains(&t.name))
@@ -341,12 +364,21 @@ impl FinalsModel {
         let suppress_begin: Vec<u32> = m.json("hark.finals.suppress_begin")?;
         let v = info.vocab_size;
         let sane = vocab.len() == v
-            && [info.sot, info.eot, info.no_timestamps, info.timestamp_begin, info.no_speech]
-                .iter()
-                .all(|&t| (t as usize) < v)
+            && [
+                info.sot,
+                info.eot,
+                info.no_timestamps,
+                info.timestamp_begin,
+                info.no_speech,
+            ]
+            .iter()
+            .all(|&t| (t as usize) < v)
             && info.eot < info.sot
             && info.sot < info.timestamp_begin
-            && suppress_ids.iter().chain(&suppress_begin).all(|&t| (t as usize) < v)
+            && suppress_ids
+                .iter()
+                .chain(&suppress_begin)
+                .all(|&t| (t as usize) < v)
             && (1..=64).contains(&info.layers)
             && (1..=64).contains(&info.heads)
             && (1..=1024).contains(&info.head_dim)
@@ -551,7 +583,9 @@ impl FinalsPass {
         let pad = PAD_SAMPLES.max(mel::N_FFT + HOP_SAMPLES - samples.len().min(mel::N_FFT));
         // split_points keeps every window within the encoder's frames
         if WhisperMel::frames(samples.len(), pad) > info.max_mel_frames {
-            return Err(HarkError::Runtime("finals window longer than the encoder's".into()));
+            return Err(HarkError::Runtime(
+                "finals window longer than the encoder's".into(),
+            ));
         }
         let frames = self.mel.compute(samples, pad, &mut self.mel_buf);
         let mel = Tensor::from_shape(&[1, N_MELS, frames], &self.mel_buf[..N_MELS * frames])
@@ -677,7 +711,9 @@ impl FinalsPass {
         let new = new.as_slice::<f32>().map_err(run)?;
         let (m, dh) = (info.max_tokens, info.head_dim);
         if new.len() != info.layers * 2 * info.heads * dh || position >= m {
-            return Err(HarkError::Runtime("finals keys/values of the wrong size".into()));
+            return Err(HarkError::Runtime(
+                "finals keys/values of the wrong size".into(),
+            ));
         }
         let cache = Arc::get_mut(&mut self.cache)
             .ok_or_else(|| HarkError::Runtime("finals cache still shared".into()))?;
@@ -739,15 +775,23 @@ mod tests {
     fn long_utterances_split_at_the_quietest_point_and_drop_nothing() {
         let rate = SAMPLE_RATE_HZ as usize;
         // 70 s of tone with a quiet gap at 26 s and at 52 s
-        let mut s: Vec<f32> = (0..70 * rate).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+        let mut s: Vec<f32> = (0..70 * rate)
+            .map(|i| (i as f32 * 0.05).sin() * 0.5)
+            .collect();
         for gap in [26 * rate, 52 * rate] {
             s[gap..gap + rate / 5].iter_mut().for_each(|x| *x = 0.0);
         }
         let mut cuts = Vec::new();
         split_points(&s, 29 * rate, &mut cuts);
         assert_eq!(cuts.len(), 2);
-        assert!(cuts[0] > 26 * rate && cuts[0] < 26 * rate + rate / 5, "{cuts:?}");
-        assert!(cuts[1] > 52 * rate && cuts[1] < 52 * rate + rate / 5, "{cuts:?}");
+        assert!(
+            cuts[0] > 26 * rate && cuts[0] < 26 * rate + rate / 5,
+            "{cuts:?}"
+        );
+        assert!(
+            cuts[1] > 52 * rate && cuts[1] < 52 * rate + rate / 5,
+            "{cuts:?}"
+        );
         let mut start = 0;
         for end in cuts.iter().copied().chain([s.len()]) {
             assert!(end > start && end - start <= 29 * rate);

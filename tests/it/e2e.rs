@@ -93,7 +93,7 @@ fn listen_on_an_alsa_file_pcm_transcribes_the_speech() {
         .map(|s| s.map(|v| v as f32 / 32768.0).unwrap_or(0.0))
         .collect();
     audio.extend(std::iter::repeat_n(0.0, 16000 * 2));
-    let (code, out, err) = crate::listen::listen_on_raw(&audio, 4.0, &[]);
+    let (code, out, err) = crate::listen::listen_on_raw(&audio, 8.0, &[]);
     assert_eq!(code, Some(0), "{err}");
     let finals: Vec<serde_json::Value> = out
         .lines()

@@ -45,7 +45,9 @@ fn edit_distance(a: &[String], b: &[String]) -> usize {
     for (i, x) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j + 1] + 1).min(cur[j] + 1).min(prev[j] + (x != y) as usize);
+            cur[j + 1] = (prev[j + 1] + 1)
+                .min(cur[j] + 1)
+                .min(prev[j] + (x != y) as usize);
         }
         prev = cur;
     }
@@ -57,9 +59,17 @@ fn finals(samples: &[f32], cfg: StreamConfig) -> Vec<(String, Pass)> {
     let mut rec = Recognizer::new(model(), 16000, cfg).expect("recognizer");
     let mut out = Vec::new();
     for piece in samples.chunks(3200) {
-        out.extend(rec.push(piece).expect("push").filter(|e| e.kind == EventKind::Final));
+        out.extend(
+            rec.push(piece)
+                .expect("push")
+                .filter(|e| e.kind == EventKind::Final),
+        );
     }
-    out.extend(rec.finish().expect("finish").filter(|e| e.kind == EventKind::Final));
+    out.extend(
+        rec.finish()
+            .expect("finish")
+            .filter(|e| e.kind == EventKind::Final),
+    );
     out.into_iter().map(|e| (e.text, e.pass)).collect()
 }
 
@@ -76,7 +86,12 @@ fn whisper_finals_make_fewer_word_errors_than_the_ctc_pass_on_the_e2e_clips() {
         let c = finals(&audio, crate::util::config(&model(), false, true));
         assert!(c.iter().all(|(_, p)| *p == Pass::Ctc), "{name}: {c:?}");
         let join = |f: &[(String, Pass)]| {
-            words(&f.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(" "))
+            words(
+                &f.iter()
+                    .map(|(t, _)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
         };
         whisper_errors += edit_distance(&reference, &join(&w));
         ctc_errors += edit_distance(&reference, &join(&c));
@@ -130,7 +145,12 @@ fn a_wav_file_stdin_and_an_alsa_capture_device_give_the_same_finals() {
     let dir = tempfile::tempdir().expect("tmp");
     let wav = dir.path().join("two.wav");
     crate::util::write_wav(&wav, &audio, 16000, 1, 16, false);
-    let o = run(&["transcribe", "--format", "jsonl", wav.to_str().expect("utf8")]);
+    let o = run(&[
+        "transcribe",
+        "--format",
+        "jsonl",
+        wav.to_str().expect("utf8"),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let from_file = final_texts(&stdout(&o));
     assert_eq!(from_file.len(), 2, "{from_file:?}");
@@ -146,7 +166,7 @@ fn a_wav_file_stdin_and_an_alsa_capture_device_give_the_same_finals() {
 
     // the file PCM repeats silence after the audio: both endpoints come
     // from the audio itself
-    let (code, out, err) = crate::listen::listen_on_raw(&audio, 4.0, &[]);
+    let (code, out, err) = crate::listen::listen_on_raw(&audio, 8.0, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(final_texts(&out), from_file, "{err}");
 }
@@ -256,5 +276,8 @@ fn ctc_finals_need_no_finals_model() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let events = crate::util::jsonl_events(&stdout(&o));
     assert!(events.iter().any(|e| e["type"] == "final"));
-    assert!(events.iter().filter(|e| e["type"] == "final").all(|e| e["pass"] == "ctc"));
+    assert!(events
+        .iter()
+        .filter(|e| e["type"] == "final")
+        .all(|e| e["pass"] == "ctc"));
 }

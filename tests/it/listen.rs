@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::util::{hark, spawn_transcribe_stdin, stderr, stdout};
+use crate::util::{hark, stderr, stdout};
 
 /// Write an ALSA config that includes the system configuration and adds
 /// `pcm.harktest`, capturing s16le mono 16 kHz from `raw`.
@@ -130,6 +130,8 @@ fn an_unpaced_source_is_reported_once_and_gives_no_empty_final() {
     for format in ["jsonl", "text"] {
         let child = hark()
             .args(["listen", "--device", "harktest", "--format", format])
+            // the capture path only: no finals model to load in the 6 s
+            .args(["--finals", "ctc"])
             .env("ALSA_CONFIG_PATH", &conf)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -154,7 +156,7 @@ fn an_unpaced_source_is_reported_once_and_gives_no_empty_final() {
 /// The events of `hark transcribe --partials --format jsonl` on the same
 /// samples as raw s16le on stdin.
 fn transcribe_raw(samples: &[f32]) -> String {
-    let mut child = spawn_transcribe_stdin("s16le");
+    let mut child = crate::util::spawn_transcribe_stdin_with("s16le", &["--finals", "ctc"]);
     let bytes = s16le(samples);
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || stdin.write_all(&bytes));
@@ -182,7 +184,9 @@ fn listen_on_an_alsa_file_pcm_gives_the_same_events_as_transcribe() {
     let mut audio = crate::util::wav_samples("e2e/e2e-4-flite-rms.wav");
     audio.extend(std::iter::repeat_n(0.0, 16000 * 2));
     let total_s = audio.len() as f64 / 16000.0;
-    let (code, out, err) = listen_on_raw(&audio, 3.0, &["--partials"]);
+    // the streaming pass's events (the finals pass has its own test:
+    // finals::a_wav_file_stdin_and_an_alsa_capture_device_give_the_same_finals)
+    let (code, out, err) = listen_on_raw(&audio, 3.0, &["--partials", "--finals", "ctc"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     // after the file, the plugin repeats its last period (silence) very

@@ -58,6 +58,10 @@ fn assert_rss_flat(samples: &[(f64, u64)], warm: std::ops::Range<f64>) -> (u64, 
 fn spawn_listen(conf: &std::path::Path, extra: &[&str]) -> std::process::Child {
     hark()
         .args(["listen", "--device", "harktest", "--format", "jsonl"])
+        // the streaming pass's memory (the finals pass allocates its
+        // per-utterance buffers once, but tract's per-call ones reach
+        // their high-water mark only with the longest utterance)
+        .args(["--finals", "ctc"])
         .args(extra)
         .env("ALSA_CONFIG_PATH", conf)
         .env("HARK_LOG", "info")
