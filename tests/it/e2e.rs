@@ -5,7 +5,7 @@
 
 use crate::util::{data, run, stderr, stdout};
 
-fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, x) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];

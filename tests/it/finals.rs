@@ -11,6 +11,7 @@ use hark::finals::FinalsModel;
 use hark::recognizer::Recognizer;
 use hark::stream::{EventKind, Pass, StreamConfig};
 
+use crate::e2e::edit_distance;
 use crate::util::{data, hark, model, run, spawn_piped, stderr, stdout, wav_samples};
 
 fn finals_model() -> Arc<FinalsModel> {
@@ -38,20 +39,6 @@ fn words(text: &str) -> Vec<String> {
         .split_whitespace()
         .map(str::to_string)
         .collect()
-}
-
-fn edit_distance(a: &[String], b: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j + 1] + 1)
-                .min(cur[j] + 1)
-                .min(prev[j] + (x != y) as usize);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The finals of `samples` (16 kHz) with `cfg`: (text, pass) of each.
