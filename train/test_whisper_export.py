@@ -14,10 +14,10 @@ import pytest
 import torch
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE / "experiments"), str(HERE)]
+sys.path.insert(0, str(HERE))
 import whisper_encoder as W  # noqa: E402
 import whisper_export as X  # noqa: E402
-from finals_length import repeat_cut  # noqa: E402
+from whisper_export import repeat_cut  # noqa: E402
 
 REPO = HERE.parent
 SPEECH = pathlib.Path("/usr/share/sounds/alsa/Front_Center.wav")

@@ -44,7 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE / "experiments"), str(HERE)]
+sys.path.insert(0, str(HERE))
 import ct2  # noqa: E402
 import whisper_encoder as W  # noqa: E402
 
@@ -406,6 +406,22 @@ def check_against_torch(files, encoder, decoder, atol: float = 0.05):
             err = np.abs(logits - ref[p]).max()
             if err > atol * np.abs(ref[p]).max():
                 raise AssertionError(f"decoder.onnx logits at position {p} differ by {err}")
+
+
+def repeat_cut(tokens: list[int], min_repeats: int = 2, max_period: int = 32) -> int | None:
+    """Length to cut `tokens` to when they end in a phrase repeated back to
+    back (a period of p tokens occurring `min_repeats` + 1 times for p < 4,
+    `min_repeats` times otherwise, so that "no no" survives), else None.
+    The runtime's rule (src/finals/mod.rs `repeat_cut`)."""
+    n = len(tokens)
+    for p in range(1, min(max_period, n // 2) + 1):
+        need = min_repeats + 1 if p < 4 else min_repeats
+        if n < need * p:
+            continue
+        tail = tokens[n - p :]
+        if all(tokens[n - (r + 1) * p : n - r * p] == tail for r in range(need)):
+            return n - (need - 1) * p
+    return None
 
 
 OUT_PROJ = "out_proj"  # the decoder's [d, V] output projection: the embedding table, transposed

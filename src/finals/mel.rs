@@ -4,7 +4,7 @@
 //! reflect padding, hop 160, the last frame dropped, power spectrum,
 //! Slaney mel filters, log10 floored at 1e-10 and at (max - 8) over the
 //! utterance, then (x + 4) / 4. Parity with the Python reference
-//! (train/experiments/whisper_encoder.py `log_mel`) is a test.
+//! (train/whisper_encoder.py `log_mel`) is a test.
 //!
 //! Every buffer is allocated in `new`; `compute` allocates nothing. Runs on
 //! the recognizer thread at an endpoint.

@@ -194,7 +194,7 @@ fn silence_white_noise_and_a_click_give_no_invented_words() {
 #[test]
 fn whisper_log_mel_matches_the_python_reference() {
     // tests/data/whisper_mel_vectors.json: train/test_whisper_export.py
-    // writes and checks it with train/experiments/whisper_encoder.py log_mel
+    // writes and checks it with train/whisper_encoder.py log_mel
     let text = std::fs::read_to_string(data("whisper_mel_vectors.json")).expect("vectors");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     let samples: Vec<f32> = serde_json::from_value(v["samples"].clone()).expect("samples");

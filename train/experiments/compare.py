@@ -12,7 +12,7 @@ are of the files as shipped; parameters and multiply-adds per second of
 audio come from a hark model's own metadata (`hark.num_params`,
 `hark.macs_per_second`), and for Whisper tiny.en from its weights: the
 encoder's multiply-adds are counted by running the rebuilt encoder
-(train/experiments/whisper_encoder.py) over one 30 s window under torch's FLOP
+(train/whisper_encoder.py) over one 30 s window under torch's FLOP
 counter; the decoder's are estimated from its layer shapes per output
 token. pocketsphinx is a GMM-HMM recognizer: no multiply-add count is given.
 """

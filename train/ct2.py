@@ -13,7 +13,7 @@ dtype ids follow CTranslate2's DataType enum:
 `read_model` returns the file as stored; `load_variables` returns float32 arrays
 with quantized weights (`X/weight` + `X/weight_scale`) dequantized.
 
-CLI: `python train/experiments/ct2.py PATH [--raw]` lists variables with shapes and dtypes.
+CLI: `python train/ct2.py PATH [--raw]` lists variables with shapes and dtypes.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def load_variables(path: str | pathlib.Path, with_aliases: bool = True) -> dict[
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python train/experiments/ct2.py PATH [--raw]", file=sys.stderr)
+        print("usage: python train/ct2.py PATH [--raw]", file=sys.stderr)
         return 2
     model = read_model(argv[0])
     print(f"binary version {model.binary_version}, spec {model.spec_name} rev {model.spec_revision}")

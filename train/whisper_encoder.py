@@ -1,4 +1,4 @@
-"""PyTorch rebuild of the Whisper encoder, loaded from a CTranslate2 model (train/experiments/ct2.py).
+"""PyTorch rebuild of the Whisper encoder, loaded from a CTranslate2 model (train/ct2.py).
 
 Input: Whisper log-mel features [batch, n_mels, frames] (see `log_mel`).
 Output: [batch, frames // 2, width] (conv2 has stride 2), as CTranslate2's
@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]  # train/experiments/, then the pipeline in train/
+sys.path.insert(0, str(HERE))
 import ct2  # noqa: E402
 
 SAMPLE_RATE_HZ = 16000
