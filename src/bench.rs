@@ -136,7 +136,9 @@ pub struct BenchReport {
     pub threads: usize,
     pub load_ms: f64,
     pub audio_s: f64,
+    /// Every stage's compute on one thread, the finals pass included.
     pub compute_s: f64,
+    /// compute_s per second of audio: both passes together with Whisper finals.
     pub real_time_factor: f64,
     /// 1 / real_time_factor: streams one core keeps up with (one thread).
     pub streams_per_core: f64,
@@ -171,8 +173,6 @@ pub struct BenchReport {
     pub final_pass_ms: Option<Percentiles>,
     /// Seconds of audio the final passes read, over all finals.
     pub final_pass_audio_s: f64,
-    /// Compute of both passes together per second of audio (one thread).
-    pub real_time_factor_both_passes: f64,
     pub files: Vec<FileResult>,
 }
 
@@ -250,7 +250,6 @@ pub fn run(
         finals_model_bytes: cfg.finals.as_ref().map(|f| f.file_bytes),
         final_pass_ms: Percentiles::of(acc.final_pass),
         final_pass_audio_s: acc.final_pass_audio_s,
-        real_time_factor_both_passes: rtf,
         files,
     })
 }

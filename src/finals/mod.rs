@@ -194,7 +194,7 @@ fn token_bytes(vocab: &[String]) -> Vec<Vec<u8>> {
 /// `Mul(Cast(W.q), W.scale)` (train/whisper_export.py `store_weights`) by the
 /// float32 weight itself, so that tract sees a constant: it does not fold
 /// that pair itself, and would dequantize every weight at every step.
-pub fn fold_int8_weights(proto: &mut ModelProto, source: &str) -> Result<()> {
+fn fold_int8_weights(proto: &mut ModelProto, source: &str) -> Result<()> {
     use tract_onnx::pb::TensorProto;
     const FLOAT: i32 = 1;
     const INT8: i32 = 3;
@@ -473,11 +473,6 @@ impl FinalsModel {
             }
         }
     }
-
-    /// The bytes token `t` stands for.
-    pub fn token(&self, t: u32) -> &[u8] {
-        self.token_bytes.get(t as usize).map_or(&[], |b| b)
-    }
 }
 
 /// Where a long utterance is cut into windows the encoder takes: cut
@@ -578,7 +573,8 @@ impl FinalsPass {
 
     fn window(&mut self, samples: &[f32], out: &mut FinalText) -> Result<()> {
         let run = |e: TractError| HarkError::Runtime(format!("finals pass failed: {e:#}"));
-        let info = self.model.info.clone();
+        let model = self.model.clone();
+        let info = &model.info;
         // a window shorter than the STFT reflection needs is padded further
         let pad = PAD_SAMPLES.max(mel::N_FFT + HOP_SAMPLES - samples.len().min(mel::N_FFT));
         // split_points keeps every window within the encoder's frames
@@ -603,12 +599,11 @@ impl FinalsPass {
             .min(info.max_tokens - prompt.len() - 1);
         self.tokens.clear();
         let mut position = 0usize;
-        let mut no_speech = 0.0f32;
         let mut logprob_sum = 0.0f64;
         // the prompt: the first step's output gives the no-speech probability
         self.step(info.sot, position, &cross)?;
         position += 1;
-        no_speech = no_speech.max(softmax_at(&self.logits, info.no_speech as usize));
+        let no_speech = softmax_at(&self.logits, info.no_speech as usize);
         let mut last = prompt[1];
         let text_start = self.tokens.len();
         let mut hit_bound = true;
@@ -616,7 +611,7 @@ impl FinalsPass {
             self.step(last, position, &cross)?;
             position += 1;
             let first = self.tokens.len() == text_start;
-            let tok = self.choose(first, &info);
+            let tok = self.choose(first, info);
             logprob_sum += log_softmax_at(&self.logits, tok as usize) as f64;
             if tok == info.eot {
                 hit_bound = false;
@@ -647,28 +642,18 @@ impl FinalsPass {
         if !self.bytes.is_empty() && !self.tokens.is_empty() {
             self.bytes.push(b' ');
         }
-        let model = self.model.clone();
         model.detokenize(&self.tokens[text_start..], &mut self.bytes);
         Ok(())
     }
 
     /// Greedy choice over the last logits, with Whisper's suppressions.
-    fn choose(&mut self, first: bool, info: &FinalsInfo) -> u32 {
+    fn choose(&self, first: bool, info: &FinalsInfo) -> u32 {
         let ts = info.timestamp_begin as usize;
-        let suppress = &self.model.suppress;
+        let (suppress, begin) = (&self.model.suppress, &self.model.suppress_begin);
         let mut best = (f32::NEG_INFINITY, info.eot);
         for (t, &l) in self.logits[..ts].iter().enumerate() {
-            if l > best.0 && !suppress[t] {
+            if l > best.0 && !suppress[t] && !(first && begin.contains(&(t as u32))) {
                 best = (l, t as u32);
-            }
-        }
-        if first && self.model.suppress_begin.contains(&best.1) {
-            let banned = &self.model.suppress_begin;
-            best = (f32::NEG_INFINITY, info.eot);
-            for (t, &l) in self.logits[..ts].iter().enumerate() {
-                if l > best.0 && !suppress[t] && !banned.contains(&(t as u32)) {
-                    best = (l, t as u32);
-                }
             }
         }
         best.1
