@@ -108,6 +108,34 @@ impl Percentiles {
     }
 }
 
+/// The final pass's time for the utterances whose audio (as the pass read
+/// it) lasted `from_s` to `to_s` seconds (`to_s` null: no upper bound).
+#[derive(Clone, Debug, Serialize)]
+pub struct LengthBucket {
+    pub from_s: f64,
+    pub to_s: Option<f64>,
+    pub ms: Percentiles,
+}
+
+/// Bucket edges for `final_pass_ms_by_length`, seconds.
+const LENGTH_EDGES_S: [f64; 6] = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0];
+
+fn by_length(v: &[(f64, f64)]) -> Vec<LengthBucket> {
+    LENGTH_EDGES_S
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &from_s)| {
+            let to_s = LENGTH_EDGES_S.get(i + 1).copied();
+            let ms = v
+                .iter()
+                .filter(|(s, _)| *s >= from_s && to_s.is_none_or(|t| *s < t))
+                .map(|(_, ms)| *ms)
+                .collect();
+            Percentiles::of(ms).map(|ms| LengthBucket { from_s, to_s, ms })
+        })
+        .collect()
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
     pub cpu: String,
@@ -121,6 +149,8 @@ pub struct FileResult {
     pub file: String,
     pub audio_s: f64,
     pub transcript: String,
+    /// Each final pass's time in this file, ms.
+    pub final_pass_ms: Vec<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -171,6 +201,8 @@ pub struct BenchReport {
     /// Per final: the Whisper pass alone (encoder and decoder), from the
     /// endpoint's decision to its text (included in endpoint_to_final_ms).
     pub final_pass_ms: Option<Percentiles>,
+    /// The same by the length of the audio each final pass read.
+    pub final_pass_ms_by_length: Vec<LengthBucket>,
     /// Seconds of audio the final passes read, over all finals.
     pub final_pass_audio_s: f64,
     pub files: Vec<FileResult>,
@@ -248,6 +280,7 @@ pub fn run(
         final_reencode: cfg.finals.is_some(),
         finals_model: cfg.finals.as_ref().map(|f| f.source.clone()),
         finals_model_bytes: cfg.finals.as_ref().map(|f| f.file_bytes),
+        final_pass_ms_by_length: by_length(&acc.final_pass_by_length),
         final_pass_ms: Percentiles::of(acc.final_pass),
         final_pass_audio_s: acc.final_pass_audio_s,
         files,
@@ -266,6 +299,8 @@ struct Acc {
     endpoint_to_final: Vec<f64>,
     first_partial: Option<(f64, f64)>,
     final_pass: Vec<f64>,
+    /// (seconds of audio read, ms) per final pass
+    final_pass_by_length: Vec<(f64, f64)>,
     final_pass_audio_s: f64,
 }
 
@@ -294,6 +329,7 @@ fn run_file(
     let mut free_at = 0.0f64;
     let mut transcript = String::new();
     let mut events = Vec::new();
+    let mut final_pass_ms = Vec::new();
     loop {
         buf.clear();
         buf.extend(input.by_ref().take(period));
@@ -314,8 +350,12 @@ fn run_file(
         let step_ms = ms(timing.model + timing.decode + timing.finals_time);
         acc.frontend.push((ms(compute) - step_ms).max(0.0));
         if timing.finals > 0 {
-            acc.final_pass
-                .push(ms(timing.finals_time) / timing.finals as f64);
+            let n = timing.finals as f64;
+            let each = ms(timing.finals_time) / n;
+            acc.final_pass.push(each);
+            final_pass_ms.extend(std::iter::repeat_n(each, timing.finals as usize));
+            acc.final_pass_by_length
+                .push((timing.finals_audio_s / n, each));
             acc.final_pass_audio_s += timing.finals_audio_s;
         }
         if timing.steps > 0 {
@@ -356,6 +396,7 @@ fn run_file(
         file: a.label.clone(),
         audio_s: a.samples.len() as f64 / a.rate as f64,
         transcript,
+        final_pass_ms,
     })
 }
 
@@ -448,6 +489,18 @@ pub fn write_table(r: &BenchReport, w: &mut impl std::io::Write) -> std::io::Res
             )?,
             None => writeln!(w, "{name:<26}{:>8}", 0)?,
         }
+    }
+    for b in &r.final_pass_ms_by_length {
+        let p = &b.ms;
+        let name = match b.to_s {
+            Some(t) => format!("    {:.0}-{:.0} s of audio", b.from_s, t),
+            None => format!("    {:.0} s of audio or more", b.from_s),
+        };
+        writeln!(
+            w,
+            "{name:<26}{:>8}{:>9.3}{:>9.3}{:>9.3}{:>9.3}",
+            p.count, p.p50, p.p95, p.p99, p.max
+        )?;
     }
     writeln!(
         w,

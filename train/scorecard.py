@@ -6,9 +6,12 @@ set, for hark models and the peers, on the same audio.
     python train/scorecard.py --out-dir results/v12     # the table again, from the stored results
 
 With --run it measures first, each step writing its JSON into --out-dir:
-`train/evaluate.py --hark BINARY` with the bundled LM (hark-lm.json) and
-with `--no-lm` (hark-greedy.json), then `train/peers.py` for Whisper
-tiny.en, Whisper base and pocketsphinx (peers.json). Without --run it only
+`train/evaluate.py --hark BINARY` with default settings (hark-lm.json:
+Whisper tiny.en finals, CTC + LM partials) and with `--finals ctc`
+(hark-ctc.json: the CTC pass with its LM writes the finals too), then
+`train/peers.py` for Whisper tiny.en, Whisper base and pocketsphinx
+(peers.json; `--engines` picks some). A results directory from before the
+finals pass may hold hark-greedy.json (`--no-lm`) instead; it is shown. Without --run it only
 reads those files. The sets: speechocean762 `test` (every 5th utterance,
 speakers never trained on), the real recordings packaged in Debian
 (pocketsphinx-testdata, alsa-utils: the dev set, never trained on), and
@@ -54,7 +57,9 @@ def table(out_dir: pathlib.Path, label: str, peers: list) -> str:
     head = "| engine | " + " | ".join(f"{name}: WER / CER" for _, name in SETS) + " |"
     lines = [head, "|" + " --- |" * (len(SETS) + 1)]
     words = {}
-    for fname, name in (("hark-lm.json", f"{label} + LM (default)"), ("hark-greedy.json", f"{label}, --no-lm")):
+    runs = (("hark-lm.json", f"{label} (default)"), ("hark-ctc.json", f"{label}, --finals ctc"),
+            ("hark-greedy.json", f"{label}, --no-lm"))
+    for fname, name in runs:
         p = out_dir / fname
         if p.exists():
             sets = json.loads(p.read_text())["sets"]
@@ -79,6 +84,7 @@ def main():
     ap.add_argument("--label", default="hark")
     ap.add_argument("--max-synthetic", type=int, default=100)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--engines", help="the peers to run (peers.py --engines), e.g. whisper-tiny.en,pocketsphinx")
     ap.add_argument("--peers", nargs="+", help="the peers' results to show (default: <out-dir>/peers.json); the "
                                                "peers do not depend on hark's model, so another model's run serves; "
                                                "with several files, a later one's sets replace an earlier one's")
@@ -89,11 +95,12 @@ def main():
     if a.run:
         py = sys.executable
         model = ["--model", a.model] if a.model else []
-        for fname, extra in (("hark-lm.json", []), ("hark-greedy.json", ["--hark-args=--no-lm"])):
+        for fname, extra in (("hark-lm.json", []), ("hark-ctc.json", ["--hark-args=--finals ctc"])):
             subprocess.run([py, str(HERE / "evaluate.py"), "--hark", a.hark, *model, *extra,
                             "--max-synthetic", str(a.max_synthetic), "--out", str(out / fname)], check=True)
         if not a.skip_peers:
-            subprocess.run([py, str(HERE / "peers.py"), "--max-synthetic", str(a.max_synthetic),
+            engines = ["--engines", a.engines] if a.engines else []
+            subprocess.run([py, str(HERE / "peers.py"), "--max-synthetic", str(a.max_synthetic), *engines,
                             "--out", str(peers[-1])], check=True)
     text = table(out, a.label, peers)
     (out / "scorecard.md").write_text(text + "\n")

@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE))
 import ct2  # noqa: E402
 import whisper_encoder as W  # noqa: E402
 
-FINALS_CONTRACT_VERSION = 1
+FINALS_CONTRACT_VERSION = 2
 MAX_TOKENS = 448  # Whisper's decoder positions
 SOT = 50257
 EOT = 50256
@@ -260,12 +260,23 @@ def _export(module, args, path, input_names, output_names, dynamic_axes):
                           dynamic_axes=dynamic_axes, opset_version=17, do_constant_folding=True)
 
 
+WEIGHTS = ("int8", "int8-weights", "float16", "float32")
+OUT_PROJ = "out_proj"  # the decoder's [d, V] output projection: the embedding table, transposed
+
+
 def store_weights(model, weights: str, min_elements: int = 4096):
-    """Rewrite the large float initializers of an ONNX model: `int8` as int8
-    values with one float32 scale per row of the first axis (the output
-    channel of a Gemm/Linear weight, a token of an embedding; for a MatMul's
-    [in, out] weight the per-column scale of its last axis), `float16` as
-    float16; either followed by the nodes that rebuild float32."""
+    """Rewrite the large float initializers of an ONNX model.
+
+    `int8-weights`: int8 values with one float32 scale per row of the first
+    axis (the output channel of a Gemm/Linear weight, a token of an
+    embedding; for a MatMul's [in, out] weight the per-column scale of its
+    last axis), followed by the nodes that rebuild float32.
+    `int8`: the same weights, but a MatMul that reads one is computed in
+    integers: its input quantized per tensor at run time
+    (DynamicQuantizeLinear), MatMulInteger, then both scales; the weights stay
+    int8 in the runtime's memory. Other int8 weights (embeddings) are rebuilt
+    as in `int8-weights`.
+    `float16`: float16 values and a Cast back."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -277,6 +288,7 @@ def store_weights(model, weights: str, min_elements: int = 4096):
         for i, name in enumerate(node.input):
             consumers.setdefault(name, []).append((node, i))
     new_inits, new_nodes = [], []
+    integer = {}  # MatMul weight name -> (int8 values, per-column scales)
     for init in list(graph.initializer):
         value = numpy_helper.to_array(init)
         if value.dtype != np.float32 or value.size < min_elements or value.ndim != 2:
@@ -295,14 +307,79 @@ def store_weights(model, weights: str, min_elements: int = 4096):
         q = np.clip(np.round(value / scale), -127, 127).astype(np.int8)
         new_inits.append(numpy_helper.from_array(q, name + ".q"))
         new_inits.append(numpy_helper.from_array(scale, name + ".scale"))
+        if weights == "int8" and axis == 1:
+            colsum = q.astype(np.int64).sum(axis=0, keepdims=True).astype(np.float32)
+            if name == OUT_PROJ:
+                # stored as the embedding table, [V, d], a token's row contiguous
+                # for the runtime's lookup; the graph transposes it back
+                new_inits[-2] = numpy_helper.from_array(np.ascontiguousarray(q.T), name + ".q")
+                new_nodes.append(helper.make_node("Transpose", [name + ".q"], [name + ".qT"], perm=[1, 0]))
+                integer[name] = (name + ".qT", name + ".scale")
+            else:
+                integer[name] = (name + ".q", name + ".scale")
+            new_inits.append(numpy_helper.from_array(colsum, integer[name][0] + ".colsum"))
+            continue
         new_nodes.append(helper.make_node("Cast", [name + ".q"], [name + ".qf"], to=onnx.TensorProto.FLOAT))
         new_nodes.append(helper.make_node("Mul", [name + ".qf", name + ".scale"], [name]))
     del graph.initializer[:]
     graph.initializer.extend(new_inits)
-    nodes = list(graph.node)
+    nodes = []
+    quantized = {}  # activation name -> its DynamicQuantizeLinear outputs
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in integer:
+            nodes.append(node)
+            continue
+        x, (q, scale), y = node.input[0], integer[node.input[1]], node.output[0]
+        if x not in quantized:
+            quantized[x] = (x + ".i8", x + ".i8scale", x + ".i8zero")
+            nodes.extend(_quantize_activation(x, *quantized[x]))
+        xq, xs, xz = quantized[x]
+        nodes.append(helper.make_node("MatMulInteger", [xq, q], [y + ".i32"]))
+        nodes.append(helper.make_node("Cast", [y + ".i32"], [y + ".i32f"], to=onnx.TensorProto.FLOAT))
+        # (xq - xz) @ q = xq @ q - xz * (column sums of q)
+        nodes.append(helper.make_node("Mul", [xz, q + ".colsum"], [y + ".offset"]))
+        nodes.append(helper.make_node("Sub", [y + ".i32f", y + ".offset"], [y + ".int"]))
+        nodes.append(helper.make_node("Mul", [xs, scale], [y + ".scale"]))
+        nodes.append(helper.make_node("Mul", [y + ".int", y + ".scale"], [y]))
     del graph.node[:]
     graph.node.extend(new_nodes + nodes)
     return model
+
+
+def _quantize_activation(x: str, xq: str, xs: str, xz: str) -> list:
+    """Nodes that quantize activation `x` to int8 at run time with one scale
+    and one zero point for the tensor (its range, with 0, onto -128..127; the
+    arithmetic of DynamicQuantizeLinear shifted by 128). The zero point is
+    not given to MatMulInteger: the caller subtracts `xz` times the weight's
+    column sums, computed once at export. Given to it, tract would compute
+    those sums from the weights at every call (results/whisper-finals)."""
+    import onnx
+    from onnx import helper
+
+    def const(name, value):
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, onnx.TensorProto.FLOAT, [], [value]))
+
+    n = lambda suffix: x + ".q" + suffix  # noqa: E731
+    return [
+        const(n("zero"), 0.0), const(n("eps"), 1e-8), const(n("255"), 255.0),
+        const(n("128"), 128.0), const(n("lo_clip"), -128.0), const(n("hi_clip"), 127.0),
+        helper.make_node("ReduceMin", [x], [n("min")], keepdims=0),
+        helper.make_node("ReduceMax", [x], [n("max")], keepdims=0),
+        helper.make_node("Min", [n("min"), n("zero")], [n("lo")]),
+        helper.make_node("Max", [n("max"), n("zero")], [n("hi")]),
+        helper.make_node("Sub", [n("hi"), n("lo")], [n("range")]),
+        helper.make_node("Max", [n("range"), n("eps")], [n("range1")]),
+        helper.make_node("Div", [n("range1"), n("255")], [xs]),
+        helper.make_node("Div", [n("lo"), xs], [n("lo_steps")]),
+        helper.make_node("Neg", [n("lo_steps")], [n("zp_u8")]),
+        helper.make_node("Round", [n("zp_u8")], [n("zp_u8r")]),
+        helper.make_node("Sub", [n("zp_u8r"), n("128")], [xz]),
+        helper.make_node("Div", [x, xs], [n("scaled")]),
+        helper.make_node("Round", [n("scaled")], [n("round")]),
+        helper.make_node("Add", [n("round"), xz], [n("shifted")]),
+        helper.make_node("Clip", [n("shifted"), n("lo_clip"), n("hi_clip")], [n("clip")]),
+        helper.make_node("Cast", [n("clip")], [xq], to=onnx.TensorProto.INT8),
+    ]
 
 
 def metadata(model_dir: pathlib.Path, decoder: WhisperDecoder, weights: str, part: str) -> dict[str, str]:
@@ -424,8 +501,6 @@ def repeat_cut(tokens: list[int], min_repeats: int = 2, max_period: int = 32) ->
     return None
 
 
-OUT_PROJ = "out_proj"  # the decoder's [d, V] output projection: the embedding table, transposed
-
 
 class OrtFinals:
     """The exported finals model run by onnxruntime, one token at a time as
@@ -442,7 +517,11 @@ class OrtFinals:
                  if i.name.startswith(OUT_PROJ)}
         if OUT_PROJ + ".q" in inits:
             q = numpy_helper.to_array(inits[OUT_PROJ + ".q"]).astype(np.float32)
-            self.table = (q * numpy_helper.to_array(inits[OUT_PROJ + ".scale"])).T
+            scale = numpy_helper.to_array(inits[OUT_PROJ + ".scale"])
+            if q.shape[0] == scale.shape[1]:  # int8: stored [V, d]
+                self.table = q * scale.T
+            else:  # int8-weights: [d, V]
+                self.table = (q * scale).T
         elif OUT_PROJ + ".f16" in inits:
             self.table = numpy_helper.to_array(inits[OUT_PROJ + ".f16"]).astype(np.float32).T
         else:
@@ -487,7 +566,7 @@ def mel_vectors() -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="models/whisper-tiny.en")
-    ap.add_argument("--weights", choices=("int8", "float16", "float32"), default="int8")
+    ap.add_argument("--weights", choices=WEIGHTS, default="int8")
     ap.add_argument("--no-check", action="store_true", help="skip the onnxruntime check against PyTorch")
     ap.add_argument("--mel-vectors", metavar="JSON", help="only write the log-mel test vectors (tests/data/whisper_mel_vectors.json)")
     args = ap.parse_args(argv)

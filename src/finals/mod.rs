@@ -12,6 +12,7 @@
 
 pub mod mel;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,9 +23,10 @@ use tract_onnx::prelude::*;
 use crate::error::{HarkError, Result};
 use mel::{WhisperMel, HOP_SAMPLES, N_MELS, SAMPLE_RATE_HZ};
 
-pub const FINALS_CONTRACT_VERSION: u32 = 1;
-/// The decoder's output projection, whose int8 copy is also the embedding
-/// table the runtime looks tokens up in (train/whisper_export.py `OUT_PROJ`).
+pub const FINALS_CONTRACT_VERSION: u32 = 2;
+/// The decoder's output projection, stored as the int8 embedding table
+/// ([vocab, width]) that the runtime looks tokens up in, in place
+/// (train/whisper_export.py `OUT_PROJ`).
 const OUT_PROJ: &str = "out_proj";
 
 /// The bundled finals model: Whisper tiny.en, int8 weights (MIT licence).
@@ -85,9 +87,10 @@ pub struct FinalsModel {
     pub file_bytes: usize,
     encoder: Box<dyn Runnable>,
     decoder: Box<dyn Runnable>,
-    /// The embedding table, int8, [width, vocab] (the output projection's
-    /// layout), with one scale per token.
-    embed_q: Vec<i8>,
+    /// The embedding table, int8, [vocab, width], with one scale per
+    /// token: for the bundled model, the bytes inside the binary, read in
+    /// place (a lookup faults in one page).
+    embed_q: Cow<'static, [u8]>,
     embed_scale: Vec<f32>,
     /// Each token's bytes (byte-level BPE undone); empty for special tokens.
     token_bytes: Vec<Vec<u8>>,
@@ -302,6 +305,76 @@ fn initializer<'a>(proto: &'a ModelProto, name: &str) -> Option<&'a tract_onnx::
         .find(|t| t.name == name)
 }
 
+/// A runnable plan of one part. The embedded bytes a part came from (if
+/// any) are handed back first: the parsed copy holds the weights now.
+fn plan(
+    proto: ModelProto,
+    name: &str,
+    embedded: Option<&'static [u8]>,
+) -> Result<Box<dyn Runnable>> {
+    let ctx = |e: TractError| HarkError::Model(format!("{name}: {e:#}"));
+    if let Some(bytes) = embedded {
+        crate::mem::release_embedded(bytes);
+    }
+    let model = tract_onnx::onnx()
+        .model_for_proto_model(&proto)
+        .map_err(ctx)?;
+    drop(proto);
+    let plan = model
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(ctx)?;
+    Ok(Box::new(plan))
+}
+
+/// The length-delimited fields of one protobuf message, as (field number,
+/// bytes); other fields are skipped. None ends the walk early on bytes that
+/// are not a message.
+fn length_delimited(mut buf: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    use prost::encoding::{decode_key, decode_varint, WireType};
+    std::iter::from_fn(move || loop {
+        if buf.is_empty() {
+            return None;
+        }
+        let (tag, wire) = decode_key(&mut buf).ok()?;
+        match wire {
+            WireType::Varint => {
+                decode_varint(&mut buf).ok()?;
+            }
+            WireType::SixtyFourBit => buf = buf.get(8..)?,
+            WireType::ThirtyTwoBit => buf = buf.get(4..)?,
+            WireType::LengthDelimited => {
+                let n = usize::try_from(decode_varint(&mut buf).ok()?).ok()?;
+                let value = buf.get(..n)?;
+                buf = buf.get(n..)?;
+                return Some((tag, value));
+            }
+            WireType::StartGroup | WireType::EndGroup => return None,
+        }
+    })
+}
+
+/// Where the `raw_data` of initializer `name` lies inside the ONNX file
+/// `model` (ModelProto.graph = 7, GraphProto.initializer = 5,
+/// TensorProto.name = 8, TensorProto.raw_data = 9), so that a weight can be
+/// read in place rather than copied.
+fn raw_initializer<'a>(model: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let graph = length_delimited(model).find(|&(t, _)| t == 7)?.1;
+    length_delimited(graph)
+        .filter(|&(t, _)| t == 5)
+        .find_map(|(_, tensor)| {
+            let (mut named, mut raw) = (false, None);
+            for (t, value) in length_delimited(tensor) {
+                match t {
+                    8 => named = value == name.as_bytes(),
+                    9 => raw = Some(value),
+                    _ => {}
+                }
+            }
+            raw.filter(|_| named)
+        })
+}
+
 impl FinalsModel {
     /// The bundled model, or the two files in `dir`.
     pub fn load(dir: Option<&Path>) -> Result<Arc<FinalsModel>> {
@@ -323,7 +396,10 @@ impl FinalsModel {
     pub fn load_bytes(encoder: &[u8], decoder: &[u8], source: &str) -> Result<Arc<FinalsModel>> {
         let enc_name = format!("{source}/encoder.onnx");
         let dec_name = format!("{source}/decoder.onnx");
-        let (mut enc_proto, enc_meta) = decode_proto(encoder, &enc_name)?;
+        let bundled =
+            std::ptr::eq(encoder, BUNDLED_ENCODER) && std::ptr::eq(decoder, BUNDLED_DECODER);
+        // One file at a time, each file's parsed copy dropped before tract
+        // optimizes it: the peak is one part's weights twice, not four times.
         let (mut dec_proto, dec_meta) = decode_proto(decoder, &dec_name)?;
         let m = Meta(&dec_meta, &dec_name);
         let info = FinalsInfo {
@@ -341,24 +417,6 @@ impl FinalsModel {
             timestamp_begin: m.parse("hark.finals.timestamp_begin")?,
             no_speech: m.parse("hark.finals.no_speech")?,
         };
-        let em = Meta(&enc_meta, &enc_name);
-        for key in ["layers", "heads", "head_dim", "max_mel_frames"] {
-            let k = format!("hark.finals.{key}");
-            if em.get(&k)? != m.get(&k)? {
-                return Err(HarkError::Model(format!(
-                    "{source}: encoder and decoder disagree on `{k}`"
-                )));
-            }
-        }
-        if em.get("hark.finals.n_mels")? != N_MELS.to_string()
-            || em.get("hark.finals.sample_rate_hz")? != SAMPLE_RATE_HZ.to_string()
-            || em.get("hark.finals.hop_samples")? != HOP_SAMPLES.to_string()
-            || em.get("hark.finals.n_fft")? != mel::N_FFT.to_string()
-        {
-            return Err(HarkError::Model(format!(
-                "{enc_name}: features other than Whisper's 80-bin log-mel at 16 kHz"
-            )));
-        }
         let vocab: Vec<String> = m.json("hark.finals.vocabulary")?;
         let suppress_ids: Vec<u32> = m.json("hark.finals.suppress")?;
         let suppress_begin: Vec<u32> = m.json("hark.finals.suppress_begin")?;
@@ -395,9 +453,46 @@ impl FinalsModel {
                 info.weights
             )));
         }
-        let (embed_q, embed_scale) = Self::embedding(&dec_proto, &info, &dec_name)?;
-        fold_int8_weights(&mut enc_proto, &enc_name)?;
+        let embed_scale = Self::embedding_scales(&dec_proto, &info, &dec_name)?;
+        let table = raw_initializer(decoder, &format!("{OUT_PROJ}.q"))
+            .filter(|t| t.len() == v * info.width())
+            .ok_or_else(|| {
+                HarkError::Model(format!("{dec_name}: embedding table not found in place"))
+            })?;
+        let embed_q = if bundled {
+            // the same bytes, borrowed for the life of the program
+            let at = table.as_ptr() as usize - decoder.as_ptr() as usize;
+            Cow::Borrowed(&BUNDLED_DECODER[at..at + table.len()])
+        } else {
+            Cow::Owned(table.to_vec())
+        };
         fold_int8_weights(&mut dec_proto, &dec_name)?;
+        let decoder_plan = plan(dec_proto, &dec_name, bundled.then_some(BUNDLED_DECODER))?;
+        crate::mem::log_resident("finals model: decoder plan ready");
+
+        let (mut enc_proto, enc_meta) = decode_proto(encoder, &enc_name)?;
+        let em = Meta(&enc_meta, &enc_name);
+        for key in ["layers", "heads", "head_dim", "max_mel_frames"] {
+            let k = format!("hark.finals.{key}");
+            if em.get(&k)? != m.get(&k)? {
+                return Err(HarkError::Model(format!(
+                    "{source}: encoder and decoder disagree on `{k}`"
+                )));
+            }
+        }
+        if em.get("hark.finals.n_mels")? != N_MELS.to_string()
+            || em.get("hark.finals.sample_rate_hz")? != SAMPLE_RATE_HZ.to_string()
+            || em.get("hark.finals.hop_samples")? != HOP_SAMPLES.to_string()
+            || em.get("hark.finals.n_fft")? != mel::N_FFT.to_string()
+        {
+            return Err(HarkError::Model(format!(
+                "{enc_name}: features other than Whisper's 80-bin log-mel at 16 kHz"
+            )));
+        }
+        fold_int8_weights(&mut enc_proto, &enc_name)?;
+        let encoder_plan = plan(enc_proto, &enc_name, bundled.then_some(BUNDLED_ENCODER))?;
+        crate::mem::log_resident("finals model: plans ready");
+
         let mut suppress = vec![false; v];
         for &t in &suppress_ids {
             suppress[t as usize] = true;
@@ -406,32 +501,11 @@ impl FinalsModel {
         for s in &mut suppress[info.eot as usize + 1..info.timestamp_begin as usize] {
             *s = true;
         }
-        let ctx = |name: &str| {
-            let name = name.to_string();
-            move |e: TractError| HarkError::Model(format!("{name}: {e:#}"))
-        };
-        let encoder_plan = tract_onnx::onnx()
-            .model_for_proto_model(&enc_proto)
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(ctx(&enc_name))?;
-        drop(enc_proto);
-        let decoder_plan = tract_onnx::onnx()
-            .model_for_proto_model(&dec_proto)
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(ctx(&dec_name))?;
-        drop(dec_proto);
-        if std::ptr::eq(encoder, BUNDLED_ENCODER) {
-            crate::mem::release_embedded(BUNDLED_ENCODER);
-            crate::mem::release_embedded(BUNDLED_DECODER);
-        }
-        crate::mem::log_resident("finals model: plans ready");
         Ok(Arc::new(FinalsModel {
             source: source.to_string(),
             file_bytes: encoder.len() + decoder.len(),
-            encoder: Box::new(encoder_plan),
-            decoder: Box::new(decoder_plan),
+            encoder: encoder_plan,
+            decoder: decoder_plan,
             embed_q,
             embed_scale,
             token_bytes: token_bytes(&vocab),
@@ -441,28 +515,25 @@ impl FinalsModel {
         }))
     }
 
-    /// The int8 embedding table and its per-token scales from the decoder's
-    /// output projection initializers.
-    fn embedding(proto: &ModelProto, info: &FinalsInfo, name: &str) -> Result<(Vec<i8>, Vec<f32>)> {
+    /// The per-token scales of the embedding table, after checking the
+    /// table's shape ([vocab, width]) in the parsed decoder.
+    fn embedding_scales(proto: &ModelProto, info: &FinalsInfo, name: &str) -> Result<Vec<f32>> {
         let bad = |what: &str| HarkError::Model(format!("{name}: {what}"));
         let q = initializer(proto, &format!("{OUT_PROJ}.q"))
-            .ok_or_else(|| bad("no int8 output projection (`out_proj.q`)"))?;
+            .ok_or_else(|| bad("no int8 embedding table (`out_proj.q`)"))?;
         let s = initializer(proto, &format!("{OUT_PROJ}.scale"))
-            .ok_or_else(|| bad("no output projection scales (`out_proj.scale`)"))?;
+            .ok_or_else(|| bad("no embedding scales (`out_proj.scale`)"))?;
         let (w, v) = (info.width(), info.vocab_size);
-        if q.dims != [w as i64, v as i64] || q.raw_data.len() != w * v {
-            return Err(bad("output projection of the wrong shape"));
+        if q.dims != [v as i64, w as i64] || q.raw_data.len() != w * v {
+            return Err(bad("embedding table of the wrong shape"));
         }
         if s.dims != [1, v as i64] || s.raw_data.len() != 4 * v {
-            return Err(bad("output projection scales of the wrong shape"));
+            return Err(bad("embedding scales of the wrong shape"));
         }
-        let embed_q = q.raw_data.iter().map(|&b| b as i8).collect();
-        let embed_scale = s
-            .raw_data
+        Ok(s.raw_data
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok((embed_q, embed_scale))
+            .collect())
     }
 
     /// The UTF-8 text of `tokens` (text tokens; special ones write nothing).
@@ -667,8 +738,9 @@ impl FinalsPass {
         let (w, v) = (info.width(), info.vocab_size);
         let t = token as usize;
         let scale = self.model.embed_scale[t];
-        for (d, e) in self.embedding.iter_mut().enumerate() {
-            *e = self.model.embed_q[d * v + t] as f32 * scale;
+        let row = &self.model.embed_q[t * w..(t + 1) * w];
+        for (e, &q) in self.embedding.iter_mut().zip(row) {
+            *e = q as i8 as f32 * scale;
         }
         let embedding = Tensor::from_shape(&[1, w], &self.embedding).map_err(run)?;
         let pos = Tensor::from_shape(&[1], &[position as i64]).map_err(run)?;
