@@ -209,11 +209,14 @@ pub struct BenchReport {
 }
 
 /// Load the model and its decoding configuration (timed together: the
-/// language model is part of start-up) and run every file through a
-/// fresh stream.
+/// language model is part of start-up) and run `files` inputs through a
+/// fresh stream each; `read(i)` gives the i-th, read just before its run
+/// (untimed), so that one input at a time is in memory and the peak RSS
+/// is the recognizer's, not the size of the whole benchmark's audio.
 pub fn run(
     load: impl FnOnce() -> Result<(Arc<Model>, StreamConfig)>,
-    audio: &[BenchAudio],
+    files: usize,
+    mut read: impl FnMut(usize) -> Result<BenchAudio>,
     period_ms: Option<u32>,
 ) -> Result<BenchReport> {
     let t = Instant::now();
@@ -231,17 +234,19 @@ pub fn run(
         ..cfg
     };
     let mut acc = Acc::default();
-    let mut files = Vec::new();
-    for a in audio {
-        files.push(run_file(
+    let mut results = Vec::with_capacity(files);
+    for i in 0..files {
+        let a = read(i)?;
+        results.push(run_file(
             &model,
-            a,
+            &a,
             cfg.clone(),
             period_ms,
             chunk_ms,
             &mut acc,
         )?);
     }
+    let files = results;
     let audio_s: f64 = files.iter().map(|f| f.audio_s).sum();
     let rtf = acc.compute_s / audio_s.max(1e-9);
     Ok(BenchReport {

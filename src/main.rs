@@ -214,23 +214,23 @@ fn run(cli: Cli, stop: &AtomicBool) -> Result<Done> {
         }
         Command::Bench(a) => {
             let cfg = hark::config::stream_config(&a.decode, true)?;
-            let audio = if a.files.is_empty() {
-                vec![BenchAudio::bundled()?]
-            } else {
-                a.files
-                    .iter()
-                    .map(|f| {
-                        let label = f.display().to_string();
-                        BenchAudio::read(label, hark::audio::wav::open(f)?.as_mut())
-                    })
-                    .collect::<Result<Vec<_>>>()?
+            // every file's header checked before the model loads; each
+            // file's audio read only when its turn comes
+            for f in &a.files {
+                hark::audio::wav::open(f)?;
+            }
+            let read = |i: usize| match a.files.get(i) {
+                None => BenchAudio::bundled(),
+                Some(f) => {
+                    BenchAudio::read(f.display().to_string(), hark::audio::wav::open(f)?.as_mut())
+                }
             };
             let load = || {
                 let model = load_model(&a.model)?;
                 let cfg = hark::config::decoding(cfg, &a.phrases, &a.decode, &model)?;
                 Ok((model, cfg))
             };
-            let report = hark::bench::run(load, &audio, a.chunk_ms)?;
+            let report = hark::bench::run(load, a.files.len().max(1), read, a.chunk_ms)?;
             let mut o = std::io::stdout().lock();
             match a.format {
                 BenchFormat::Table => hark::bench::write_table(&report, &mut o),

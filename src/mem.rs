@@ -33,6 +33,35 @@ pub fn release_embedded(bytes: &'static [u8]) {
     let _ = bytes;
 }
 
+/// Tell the kernel that `bytes`, a blob embedded in the executable, is
+/// read at scattered places (MADV_RANDOM): a read faults in its own page
+/// only, not the 64 KiB around it nor a readahead window. For a table read
+/// a row at a time (the finals model's embeddings). A no-op where it cannot
+/// be done.
+pub fn read_randomly(bytes: &'static [u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let Ok(page) = usize::try_from(page) else {
+            return;
+        };
+        if page == 0 || bytes.is_empty() {
+            return;
+        }
+        let start = bytes.as_ptr() as usize / page * page;
+        let end = (bytes.as_ptr() as usize + bytes.len()).div_ceil(page) * page;
+        // SAFETY: the range covers a static in the executable's private
+        // read-only mapping (rounded out to whole pages of that mapping);
+        // MADV_RANDOM changes only how its pages are faulted in.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
+}
+
 /// Keep glibc from holding on to freed weight buffers: with a fixed mmap
 /// threshold every large buffer (tract's tensors while the plan is built)
 /// is its own mapping and goes back to the kernel when freed, instead of
@@ -59,6 +88,20 @@ pub fn tune_allocator_for_running() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+    }
+}
+
+/// Hand the heap's free pages back to the kernel (glibc's `malloc_trim`):
+/// called after each utterance's final, so that memory freed there (the
+/// finals pass's per-call buffers, a finished stream's state) does not
+/// stay resident as holes in the heap that later, differently sized
+/// requests cannot reuse. Measured: results/whisper-finals/notes.md.
+pub fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused heap pages; glibc takes its
+    // own locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -34,7 +34,7 @@ import fbank as FB  # noqa: E402
 from evalsets import (SHIPPED_MODEL, asterisk_prompts, load_audio, manifest_path, read_manifest,  # noqa: E402
                       real_recordings, speechocean_test, voice_set)
 from train import greedy  # noqa: E402
-from textnorm import normalize  # noqa: E402
+from textnorm import normalize, spoken  # noqa: E402
 from wer import char_error_rate, score  # noqa: E402
 
 def pad_to_chunks(feats: np.ndarray, chunk: int, pad_value: float = FB.PAD_FRAME_VALUE) -> np.ndarray:
@@ -84,7 +84,8 @@ class HarkRecognizer:
     `transcribe` runs one `hark transcribe` per clip, `transcribe_many` one
     per 100 clips (each file is its own stream; the models load once, which
     with the Whisper finals model takes ~1.5 s). Hypotheses are normalized
-    as the references are (Whisper's finals are cased and punctuated)."""
+    as the references are (Whisper's finals are cased and punctuated), and
+    abbreviated titles spelled out as for the peers (textnorm.spoken)."""
 
     BATCH = 100
 
@@ -112,7 +113,7 @@ class HarkRecognizer:
             paths = [self._write(w, f"clip{at + i:05d}.wav") for i, w in enumerate(waves[at : at + self.BATCH])]
             text = subprocess.run([*self.cmd, *map(str, paths)], check=True, capture_output=True, text=True).stdout
             lines = dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
-            out.extend(normalize(lines.get(str(p), "")) for p in paths)
+            out.extend(spoken(normalize(lines.get(str(p), ""))) for p in paths)
         return out
 
 

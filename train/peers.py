@@ -35,12 +35,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from evalsets import (PACKAGED_SETS, asterisk_prompts, load_audio, manifest_path, read_manifest,  # noqa: E402
                       real_recordings, speechocean_test, voice_set)
-from textnorm import normalize  # noqa: E402
+from textnorm import normalize, spoken  # noqa: E402
 from wer import score  # noqa: E402
 
 ENGINES = ("whisper-tiny.en", "whisper-base", "pocketsphinx")
-# Whisper writes titles abbreviated ("Mr."); the references spell them out.
-SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
 PIECE = 5120  # 320 ms at 16 kHz, hark's chunk
 
 
@@ -56,10 +54,6 @@ def items(corpus: pathlib.Path, max_synthetic: int, sets: str = ""):
     out += speechocean_test() + asterisk_prompts()
     keep = {x for x in sets.split(",") if x}
     return [it for it in out if not keep or it[0] in keep]
-
-
-def spoken(text: str) -> str:
-    return " ".join(SPOKEN.get(w, w) for w in text.split())
 
 
 def whisper_engine(name: str):

@@ -79,3 +79,13 @@ def normalize(text: str) -> str:
 
 def is_clean(text: str) -> bool:
     return bool(text) and re.fullmatch(r"[a-z' ]+", text) is not None
+
+
+# Whisper writes titles abbreviated ("Mr."); the references spell them out.
+SPOKEN = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
+
+
+def spoken(text: str) -> str:
+    """A normalized hypothesis with Whisper's abbreviated titles spelled out
+    as the references say them (used on every engine's hypotheses alike)."""
+    return " ".join(SPOKEN.get(w, w) for w in text.split())

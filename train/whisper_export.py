@@ -10,23 +10,27 @@ encoder.onnx   mel [1, 80, T] (Whisper's log-mel, T even, T <= 3000)
                -> cross_kv [L, 2, H, T/2, Dh]: each decoder layer's
                cross-attention keys (0) and values (1), computed once per
                utterance.
-decoder.onnx   token [1] (int64), position [1] (int64: how many tokens the
-               cache holds), self_kv [L, 2, H, MAX_TOKENS, Dh] (the
-               self-attention cache; slots at and after `position` are
-               ignored), cross_kv [L, 2, H, S, Dh]
+decoder.onnx   embedding [1, D] (the token's row of the embedding table,
+               which the runtime reads from `out_proj.q`), position [1]
+               (int64: how many tokens came before), self_kv
+               [L, 2, H, position, Dh] (the keys and values of those
+               tokens), cross_kv [L, 2, H, S, Dh]
                -> logits [1, V] for the new token only, new_kv
-               [L, 2, H, 1, Dh] (the runtime writes it into slot `position`).
+               [L, 2, H, 1, Dh] (the runtime appends it to its cache).
 
-The cache has a fixed size (MAX_TOKENS, Whisper's 448 positions) and a mask,
-so the runtime allocates it once per stream and nothing grows with the
-decoding. Everything the runtime needs travels in the metadata (`hark.*`:
-vocabulary, special tokens, suppressed tokens, sizes); see
-docs/model-contract.md, "The finals model".
+The runtime keeps the cache in a buffer allocated once per stream for the
+longest token bound and passes only the filled slots, so a step costs what
+the tokens so far need, and nothing grows with the decoding. Everything the
+runtime needs travels in the metadata (`hark.*`: vocabulary, special
+tokens, suppressed tokens, sizes); see docs/model-contract.md, "The finals
+model".
 
 Weights: `--weights int8` (default) stores every large matrix as int8 with
-one float scale per output row (CTranslate2's int8 scheme) and rebuilds the
-float matrix in the graph, which tract folds once at load; `float16` and
-`float32` store them as such (results/whisper-finals/notes.md compares them).
+one float scale per output channel, and a MatMul reading one runs in
+integers on its input quantized at run time (`store_weights`);
+`int8-weights` rebuilds float matrices from the int8 ones instead;
+`float16` and `float32` store them as such (results/whisper-finals/notes.md
+compares them).
 """
 
 from __future__ import annotations
@@ -137,18 +141,15 @@ class WhisperDecoder(nn.Module):
         return self.ln(x) @ self.embed.weight.T
 
     def step(self, embedding, position, self_kv, cross_kv, out_proj):
-        """One token with the fixed-size cache (the exported graph).
-        embedding [1, d]: the token's row of the embedding table (the
-        runtime looks it up in `out_proj`'s int8 copy, so that the table is
-        in memory once); position [1] int64; self_kv [L, 2, H, M, Dh];
+        """One token (the exported graph). embedding [1, d]: the token's
+        row of the embedding table (the runtime looks it up in `out_proj`'s
+        int8 copy, so that the table is in memory once); position [1] int64;
+        self_kv [L, 2, H, P, Dh]: the keys and values of the P tokens before
+        this one (P = position, none at the first token), all visible;
         cross_kv [L, 2, H, S, Dh]; out_proj [d, V] (the embedding table,
         transposed) -> logits [1, V], new_kv [L, 2, H, 1, Dh]."""
         x = (embedding + self.positions.index_select(0, position)).unsqueeze(0)  # [1, 1, d]
-        max_tokens = self_kv.shape[3]
-        slots = torch.arange(max_tokens + 1, dtype=torch.int64)
-        # cache slots below `position` and the new token itself (last) are visible
-        visible = (slots < position) | (slots == max_tokens)
-        mask = torch.where(visible, torch.zeros(()), torch.full((), float("-inf"))).view(1, max_tokens + 1)
+        mask = None
         new = []
         for i, b in enumerate(self.blocks):
             k, v = b.self_keys_values(x)
@@ -440,8 +441,9 @@ def export(out: pathlib.Path, weights: str = "int8", check: bool = True) -> dict
         ("encoder", _EncoderGraph(encoder, decoder), (mel,), ["mel"], ["cross_kv"],
          {"mel": {2: "T"}, "cross_kv": {3: "S"}}),
         ("decoder", _DecoderGraph(decoder),
-         (decoder.embed.weight[SOT:SOT + 1].detach(), torch.tensor([0]), torch.zeros(L, 2, H, MAX_TOKENS, dh), cross),
-         ["embedding", "position", "self_kv", "cross_kv"], ["logits", "new_kv"], {"cross_kv": {3: "S"}}),
+         (decoder.embed.weight[SOT + 3:SOT + 4].detach(), torch.tensor([3]), torch.zeros(L, 2, H, 3, dh), cross),
+         ["embedding", "position", "self_kv", "cross_kv"], ["logits", "new_kv"],
+         {"cross_kv": {3: "S"}, "self_kv": {3: "P"}}),
     ):
         path = out / f"{part}.onnx"
         tmp = out / f".{part}.f32.onnx"
@@ -485,14 +487,14 @@ def check_against_torch(files, encoder, decoder, atol: float = 0.05):
                 raise AssertionError(f"decoder.onnx logits at position {p} differ by {err}")
 
 
-def repeat_cut(tokens: list[int], min_repeats: int = 2, max_period: int = 32) -> int | None:
+def repeat_cut(tokens: list[int], min_repeats: int = 2, max_period: int = 32, short_period: int = 4) -> int | None:
     """Length to cut `tokens` to when they end in a phrase repeated back to
-    back (a period of p tokens occurring `min_repeats` + 1 times for p < 4,
-    `min_repeats` times otherwise, so that "no no" survives), else None.
-    The runtime's rule (src/finals/mod.rs `repeat_cut`)."""
+    back (a period of p tokens occurring `min_repeats` + 1 times for
+    p < `short_period`, `min_repeats` times otherwise, so that "no no"
+    survives), else None. The runtime's rule (src/finals/mod.rs `repeat_cut`)."""
     n = len(tokens)
     for p in range(1, min(max_period, n // 2) + 1):
-        need = min_repeats + 1 if p < 4 else min_repeats
+        need = min_repeats + 1 if p < short_period else min_repeats
         if n < need * p:
             continue
         tail = tokens[n - p :]
@@ -539,7 +541,8 @@ class OrtFinals:
 
     def step(self, token: int) -> np.ndarray:
         logits, new = self.dec.run(None, {"embedding": self.table[token : token + 1], "position": np.array([self.pos]),
-                                          "self_kv": self.cache, "cross_kv": self.cross})
+                                          "self_kv": np.ascontiguousarray(self.cache[:, :, :, : self.pos]),
+                                          "cross_kv": self.cross})
         self.cache[:, :, :, self.pos] = new[:, :, :, 0]
         self.pos += 1
         return logits[0]

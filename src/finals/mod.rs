@@ -46,6 +46,18 @@ pub const TOKENS_PER_SECOND: f64 = 6.0;
 /// (faster-whisper's defaults).
 pub const NO_SPEECH_THRESHOLD: f32 = 0.6;
 pub const LOGPROB_THRESHOLD: f32 = -1.0;
+/// The token bound for `seconds` of audio.
+fn token_limit(seconds: f64) -> usize {
+    BASE_TOKENS + (TOKENS_PER_SECOND * seconds) as usize
+}
+
+/// Decoder positions one window can use: the prompt and the token bound
+/// of the longest window (within the model's positions).
+fn max_positions(info: &FinalsInfo) -> usize {
+    let longest = (info.window_samples() - PAD_SAMPLES) as f64 / SAMPLE_RATE_HZ as f64;
+    (2 + token_limit(longest)).min(info.max_tokens)
+}
+
 /// How far back from the window's limit a long utterance may be split.
 const SPLIT_SEARCH_SAMPLES: usize = 5 * SAMPLE_RATE_HZ as usize;
 /// The quietest stretch of this length is where a long utterance is split.
@@ -462,7 +474,9 @@ impl FinalsModel {
         let embed_q = if bundled {
             // the same bytes, borrowed for the life of the program
             let at = table.as_ptr() as usize - decoder.as_ptr() as usize;
-            Cow::Borrowed(&BUNDLED_DECODER[at..at + table.len()])
+            let table = &BUNDLED_DECODER[at..at + table.len()];
+            crate::mem::read_randomly(table);
+            Cow::Borrowed(table)
         } else {
             Cow::Owned(table.to_vec())
         };
@@ -593,7 +607,12 @@ pub struct FinalsPass {
     model: Arc<FinalsModel>,
     mel: WhisperMel,
     mel_buf: Vec<f32>,
-    cache: Arc<Tensor>,
+    /// The self-attention keys and values so far, [L, 2, H, slots, Dh]:
+    /// slots for the longest window's token bound.
+    cache: Vec<f32>,
+    slots: usize,
+    /// The filled part of `cache`, packed for the decoder's input.
+    cache_in: Vec<f32>,
     tokens: Vec<u32>,
     logits: Vec<f32>,
     embedding: Vec<f32>,
@@ -604,17 +623,18 @@ pub struct FinalsPass {
 impl FinalsPass {
     pub fn new(model: Arc<FinalsModel>) -> Result<Self> {
         let i = &model.info;
-        let shape = [i.layers, 2, i.heads, i.max_tokens, i.head_dim];
-        let cache = Tensor::zero::<f32>(&shape)
-            .map_err(|e| HarkError::Runtime(format!("finals cache: {e:#}")))?;
+        let slots = max_positions(i);
+        let cache_len = i.layers * 2 * i.heads * slots * i.head_dim;
         Ok(FinalsPass {
             mel: WhisperMel::new(),
             mel_buf: vec![0.0; N_MELS * i.max_mel_frames],
-            cache: Arc::new(cache),
-            tokens: Vec::with_capacity(i.max_tokens),
+            cache: vec![0.0; cache_len],
+            slots,
+            cache_in: Vec::with_capacity(cache_len),
+            tokens: Vec::with_capacity(slots),
             logits: vec![0.0; i.vocab_size],
             embedding: vec![0.0; i.width()],
-            bytes: Vec::with_capacity(4 * i.max_tokens),
+            bytes: Vec::with_capacity(4 * slots),
             cuts: Vec::with_capacity(64),
             model,
         })
@@ -639,6 +659,10 @@ impl FinalsPass {
         }
         self.cuts = cuts;
         out.text = String::from_utf8_lossy(&self.bytes).trim().to_string();
+        // the embedding rows this utterance read go back to the page cache
+        if let Cow::Borrowed(table) = &self.model.embed_q {
+            crate::mem::release_embedded(table);
+        }
         Ok(out)
     }
 
@@ -666,8 +690,7 @@ impl FinalsPass {
             .into_arc_tensor();
         let seconds = samples.len() as f64 / SAMPLE_RATE_HZ as f64;
         let prompt = [info.sot, info.no_timestamps];
-        let limit = (BASE_TOKENS + (TOKENS_PER_SECOND * seconds) as usize)
-            .min(info.max_tokens - prompt.len() - 1);
+        let limit = token_limit(seconds).min(self.slots - prompt.len());
         self.tokens.clear();
         let mut position = 0usize;
         let mut logprob_sum = 0.0f64;
@@ -733,6 +756,9 @@ impl FinalsPass {
     /// One decoder step: `token` at `position`; the logits into
     /// `self.logits`, its keys and values into the cache.
     fn step(&mut self, token: u32, position: usize, cross: &Arc<Tensor>) -> Result<()> {
+        if position >= self.slots {
+            return Err(HarkError::Runtime("finals decoder past its cache".into()));
+        }
         let run = |e: TractError| HarkError::Runtime(format!("finals decoder failed: {e:#}"));
         let info = &self.model.info;
         let (w, v) = (info.width(), info.vocab_size);
@@ -744,10 +770,17 @@ impl FinalsPass {
         }
         let embedding = Tensor::from_shape(&[1, w], &self.embedding).map_err(run)?;
         let pos = Tensor::from_shape(&[1], &[position as i64]).map_err(run)?;
+        let (rows, dh, slots) = (info.layers * 2 * info.heads, info.head_dim, self.slots);
+        self.cache_in.clear();
+        for row in self.cache.chunks_exact(slots * dh).take(rows) {
+            self.cache_in.extend_from_slice(&row[..position * dh]);
+        }
+        let past = Tensor::from_shape(&[info.layers, 2, info.heads, position, dh], &self.cache_in)
+            .map_err(run)?;
         let inputs = tvec![
             embedding.into(),
             pos.into(),
-            TValue::from_const(self.cache.clone()),
+            past.into(),
             TValue::from_const(cross.clone()),
         ];
         let t0 = std::time::Instant::now();
@@ -766,19 +799,14 @@ impl FinalsPass {
         self.logits.copy_from_slice(l);
         let new = new_kv.try_as_plain_ram().map_err(run)?;
         let new = new.as_slice::<f32>().map_err(run)?;
-        let (m, dh) = (info.max_tokens, info.head_dim);
-        if new.len() != info.layers * 2 * info.heads * dh || position >= m {
+        if new.len() != rows * dh {
             return Err(HarkError::Runtime(
                 "finals keys/values of the wrong size".into(),
             ));
         }
-        let cache = Arc::get_mut(&mut self.cache)
-            .ok_or_else(|| HarkError::Runtime("finals cache still shared".into()))?;
-        let mut view = cache.try_as_plain_ram_mut().map_err(run)?;
-        let cache = view.as_slice_mut::<f32>().map_err(run)?;
         for (row, chunk) in new.chunks_exact(dh).enumerate() {
-            let at = row * m * dh + position * dh;
-            cache[at..at + dh].copy_from_slice(chunk);
+            let at = row * slots * dh + position * dh;
+            self.cache[at..at + dh].copy_from_slice(chunk);
         }
         Ok(())
     }

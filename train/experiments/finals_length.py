@@ -9,10 +9,13 @@ finals model (train/whisper_export.py, onnxruntime) with the same greedy
 rules as the runtime (src/finals/):
 
     pad30        the utterance padded to 30 s, EOT ends the text
-    padN         the utterance plus N seconds of silence (N in --pads)
+    padN         the utterance plus N seconds of silence
+    +minM        and more silence where needed for M seconds in all
     +bound       at most 5 + 6 tokens per second of audio
     +repeat      a phrase repeated back to back is cut after its first
                  occurrence and decoding stops
+    +repeat2     the same, with phrases of 2-3 tokens cut at their second
+                 occurrence (not the third)
     +ts          timestamp mode: the decoder predicts segment times; a
                  timestamp past the end of the audio stops it
 
@@ -43,8 +46,10 @@ SECONDS_PER_TIMESTAMP = 0.02
 
 
 class Greedy:
-    def __init__(self, finals: X.OrtFinals, config: dict, bound: bool, repeat: bool, timestamps: bool):
+    def __init__(self, finals: X.OrtFinals, config: dict, bound: bool, repeat: bool, timestamps: bool,
+                 short_period: int = 4):
         self.f, self.bound, self.repeat, self.ts = finals, bound, repeat, timestamps
+        self.short_period = short_period
         vocab = finals.table.shape[0]
         self.suppress = np.zeros(vocab, bool)
         self.suppress[config["suppress_ids"]] = True
@@ -80,7 +85,7 @@ class Greedy:
             last = tok
             if self.repeat:
                 text = [t for t in out if t < X.EOT]
-                cut = repeat_cut(text)
+                cut = repeat_cut(text, short_period=self.short_period)
                 if cut is not None:
                     out = text[:cut]
                     break
@@ -162,10 +167,13 @@ def main() -> int:
     for name in args.strategies.split(","):
         parts = name.split("+")
         pad = None if parts[0] == "pad30" else float(parts[0][3:])
-        g = Greedy(finals, config, "bound" in parts, "repeat" in parts, "ts" in parts)
+        least = next((float(p[3:]) for p in parts if p.startswith("min")), 0.0)
+        g = Greedy(finals, config, "bound" in parts, "repeat" in parts or "repeat2" in parts, "ts" in parts,
+                   short_period=2 if "repeat2" in parts else 4)
         pairs, frames, t0 = [], 0, time.perf_counter()
         for r, wave in zip(rows, waves):
-            mel = features(wave, pad)
+            seconds = len(wave) / W.SAMPLE_RATE_HZ
+            mel = features(wave, pad if pad is None else max(pad, least - seconds))
             frames += mel.shape[1]
             hyp = normalize(detokenize(vocab, g.decode(mel, len(wave) / W.SAMPLE_RATE_HZ)))
             pairs.append((r["text"], hyp))
