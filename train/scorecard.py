@@ -70,6 +70,13 @@ def table(out_dir: pathlib.Path, label: str, peers: list) -> str:
         if key in engines:
             sets = engines[key]
             lines.append(f"| {name} | " + " | ".join(cell(sets.get(k), False) for k, _ in SETS) + " |")
+    default = out_dir / "hark-lm.json"
+    tiny = engines.get("whisper-tiny.en")
+    if default.exists() and tiny:
+        sets = json.loads(default.read_text())["sets"]
+        ratio = lambda k: (f"{sets[k]['wer'] / tiny[k]['wer']:.2f}"  # noqa: E731
+                           if k in sets and tiny.get(k, {}).get("wer") else "-")
+        lines.append(f"| {label} (default) / Whisper tiny.en, WER | " + " | ".join(ratio(k) for k, _ in SETS) + " |")
     lines.append("")
     lines.append("Words per set: " + ", ".join(f"{name} {words.get(k, '?')}" for k, name in SETS) + ".")
     return "\n".join(lines)

@@ -111,6 +111,21 @@ fn the_bundled_sample_is_transcribed_word_for_word_by_the_default_finals() {
     );
 }
 
+// Issue 36's memory target, as a bound: the whole process (both passes'
+// models, the embedded blobs it touched, one stream, the final pass) peaks
+// under 160 MiB on the bundled sample; with float32 weights it was 463 MB.
+// The bench reads its own VmHWM; the final pass ran once.
+#[test]
+fn both_passes_peak_under_160_mib_on_the_bundled_sample() {
+    let o = run(&["bench", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json report");
+    assert_eq!(report["final_pass"], "whisper");
+    assert_eq!(report["final_pass_ms"]["count"], 1, "{report}");
+    let peak_kib = report["peak_rss_kib"].as_u64().expect("peak_rss_kib");
+    assert!(peak_kib < 160 * 1024, "peak RSS {peak_kib} KiB");
+}
+
 /// The finals' texts of jsonl output.
 fn final_texts(jsonl: &str) -> Vec<String> {
     crate::util::jsonl_events(jsonl)

@@ -16,6 +16,8 @@ rules as the runtime (src/finals/):
                  occurrence and decoding stops
     +repeat2     the same, with phrases of 2-3 tokens cut at their second
                  occurrence (not the third)
+    +boundcut    when the bound stops the decoder, a suffix of 4 or more
+                 tokens that already occurred is cut (a repeat in progress)
     +ts          timestamp mode: the decoder predicts segment times; a
                  timestamp past the end of the audio stops it
 
@@ -47,8 +49,9 @@ SECONDS_PER_TIMESTAMP = 0.02
 
 class Greedy:
     def __init__(self, finals: X.OrtFinals, config: dict, bound: bool, repeat: bool, timestamps: bool,
-                 short_period: int = 4):
+                 short_period: int = 4, boundcut: bool = False):
         self.f, self.bound, self.repeat, self.ts = finals, bound, repeat, timestamps
+        self.boundcut = boundcut
         self.short_period = short_period
         vocab = finals.table.shape[0]
         self.suppress = np.zeros(vocab, bool)
@@ -66,6 +69,7 @@ class Greedy:
         for t in prompt[:-1]:
             self.f.step(t)
         last, out = prompt[-1], []
+        stopped = False
         while len([t for t in out if t < X.EOT]) < limit:
             logits = self.f.step(last).astype(np.float64)
             logits[self.suppress] = -np.inf
@@ -78,6 +82,7 @@ class Greedy:
                 self.timestamp_rules(logits, out)
             tok = int(logits.argmax())
             if tok == X.EOT:
+                stopped = True
                 break
             if self.ts and tok >= X.TIMESTAMP_BEGIN and (tok - X.TIMESTAMP_BEGIN) * SECONDS_PER_TIMESTAMP > seconds:
                 break
@@ -88,8 +93,14 @@ class Greedy:
                 cut = repeat_cut(text, short_period=self.short_period)
                 if cut is not None:
                     out = text[:cut]
+                    stopped = True
                     break
-        return [t for t in out if t < X.EOT]
+        text = [t for t in out if t < X.EOT]
+        if self.boundcut and not stopped:
+            cut = bound_cut(text)
+            if cut is not None:
+                text = text[:cut]
+        return text
 
     @staticmethod
     def timestamp_rules(logits: np.ndarray, out: list[int]) -> None:
@@ -114,6 +125,21 @@ class Greedy:
         logp = logits - np.logaddexp.reduce(logits[np.isfinite(logits)])
         if np.logaddexp.reduce(logp[tb:]) > logp[:tb].max():
             logits[:tb] = -np.inf
+
+
+def bound_cut(tokens: list[int], min_len: int = 4) -> int | None:
+    """Length to cut `tokens` to when decoding stopped at the token bound in
+    the middle of repeating itself: the longest suffix of at least `min_len`
+    tokens that already occurred earlier, without overlapping it, is cut
+    (e.g. "Please call. Please call" stopped before its second period).
+    None when no such suffix exists. Not in the runtime: neutral on dev,
+    where no utterance meets it (results/whisper-finals/notes.md)."""
+    n = len(tokens)
+    for length in range(n // 2, min_len - 1, -1):
+        tail = tokens[n - length :]
+        if any(tokens[j : j + length] == tail for j in range(0, n - 2 * length + 1)):
+            return n - length
+    return None
 
 
 def detokenize(vocab: list[str], tokens: list[int]) -> str:
@@ -169,7 +195,7 @@ def main() -> int:
         pad = None if parts[0] == "pad30" else float(parts[0][3:])
         least = next((float(p[3:]) for p in parts if p.startswith("min")), 0.0)
         g = Greedy(finals, config, "bound" in parts, "repeat" in parts or "repeat2" in parts, "ts" in parts,
-                   short_period=2 if "repeat2" in parts else 4)
+                   short_period=2 if "repeat2" in parts else 4, boundcut="boundcut" in parts)
         pairs, frames, t0 = [], 0, time.perf_counter()
         for r, wave in zip(rows, waves):
             seconds = len(wave) / W.SAMPLE_RATE_HZ
