@@ -8,15 +8,7 @@
 /// in the executable. A no-op where it cannot be done.
 pub fn release_embedded(bytes: &'static [u8]) {
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let Ok(page) = usize::try_from(page) else {
-            return;
-        };
-        if page == 0 {
-            return;
-        }
+    if let Some(page) = page_size() {
         let start = (bytes.as_ptr() as usize).div_ceil(page) * page;
         let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
         if end > start {
@@ -33,6 +25,14 @@ pub fn release_embedded(bytes: &'static [u8]) {
     let _ = bytes;
 }
 
+/// The kernel's page size, if it says one.
+#[cfg(target_os = "linux")]
+fn page_size() -> Option<usize> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).ok().filter(|&p| p > 0)
+}
+
 /// Tell the kernel that `bytes`, a blob embedded in the executable, is
 /// read at scattered places (MADV_RANDOM): a read faults in its own page
 /// only, not the 64 KiB around it nor a readahead window. For a table read
@@ -40,15 +40,7 @@ pub fn release_embedded(bytes: &'static [u8]) {
 /// be done.
 pub fn read_randomly(bytes: &'static [u8]) {
     #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let Ok(page) = usize::try_from(page) else {
-            return;
-        };
-        if page == 0 || bytes.is_empty() {
-            return;
-        }
+    if let Some(page) = page_size().filter(|_| !bytes.is_empty()) {
         let start = bytes.as_ptr() as usize / page * page;
         let end = (bytes.as_ptr() as usize + bytes.len()).div_ceil(page) * page;
         // SAFETY: the range covers a static in the executable's private
@@ -92,10 +84,10 @@ pub fn tune_allocator_for_running() {
 }
 
 /// Hand the heap's free pages back to the kernel (glibc's `malloc_trim`):
-/// called after each utterance's final, so that memory freed there (the
-/// finals pass's per-call buffers, a finished stream's state) does not
-/// stay resident as holes in the heap that later, differently sized
-/// requests cannot reuse. Measured: results/whisper-finals/notes.md.
+/// called after each utterance's Whisper final, so that memory freed there
+/// (the finals pass's per-call buffers) does not stay resident as holes in
+/// the heap that later, differently sized requests cannot reuse.
+/// Measured: results/whisper-finals/notes.md.
 pub fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused heap pages; glibc takes its

@@ -559,7 +559,6 @@ impl Core {
         }
         self.last_partial.clear();
         self.start_utterance();
-        crate::mem::return_freed_memory();
     }
 
     /// The command of the utterance just decoded (allocates its strings,

@@ -611,8 +611,6 @@ pub struct FinalsPass {
     /// slots for the longest window's token bound.
     cache: Vec<f32>,
     slots: usize,
-    /// The filled part of `cache`, packed for the decoder's input.
-    cache_in: Vec<f32>,
     tokens: Vec<u32>,
     logits: Vec<f32>,
     embedding: Vec<f32>,
@@ -630,7 +628,6 @@ impl FinalsPass {
             mel_buf: vec![0.0; N_MELS * i.max_mel_frames],
             cache: vec![0.0; cache_len],
             slots,
-            cache_in: Vec::with_capacity(cache_len),
             tokens: Vec::with_capacity(slots),
             logits: vec![0.0; i.vocab_size],
             embedding: vec![0.0; i.width()],
@@ -663,6 +660,7 @@ impl FinalsPass {
         if let Cow::Borrowed(table) = &self.model.embed_q {
             crate::mem::release_embedded(table);
         }
+        crate::mem::return_freed_memory();
         Ok(out)
     }
 
@@ -771,12 +769,19 @@ impl FinalsPass {
         let embedding = Tensor::from_shape(&[1, w], &self.embedding).map_err(run)?;
         let pos = Tensor::from_shape(&[1], &[position as i64]).map_err(run)?;
         let (rows, dh, slots) = (info.layers * 2 * info.heads, info.head_dim, self.slots);
-        self.cache_in.clear();
-        for row in self.cache.chunks_exact(slots * dh).take(rows) {
-            self.cache_in.extend_from_slice(&row[..position * dh]);
+        // the filled slots of each cache row, copied once into the input
+        let mut past =
+            Tensor::zero::<f32>(&[info.layers, 2, info.heads, position, dh]).map_err(run)?;
+        if position > 0 {
+            let mut view = past.try_as_plain_ram_mut().map_err(run)?;
+            let dst = view.as_slice_mut::<f32>().map_err(run)?;
+            for (d, row) in dst
+                .chunks_exact_mut(position * dh)
+                .zip(self.cache.chunks_exact(slots * dh))
+            {
+                d.copy_from_slice(&row[..position * dh]);
+            }
         }
-        let past = Tensor::from_shape(&[info.layers, 2, info.heads, position, dh], &self.cache_in)
-            .map_err(run)?;
         let inputs = tvec![
             embedding.into(),
             pos.into(),
