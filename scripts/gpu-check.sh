@@ -1,5 +1,5 @@
 #!/bin/bash
-# The checks behind README's "GPU" figures, for a machine with an NVIDIA GPU.
+# The checks behind the figures of docs/gpu.md, for a machine with an NVIDIA GPU.
 #
 #   scripts/gpu-check.sh HARK OUTDIR BENCH_WAV [WAV...]
 #

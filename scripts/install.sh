@@ -31,7 +31,7 @@ Options:
   --gpu        also install the GPU drop-in, which lets the service reach an
                NVIDIA GPU (Jetson or PC card); for a binary built with
                `--features cuda` (CUDA 12.6) or `--features cuda13`. The
-               CUDA path ran on a GPU, not yet under this drop-in (README).
+               CUDA path ran on a GPU, not yet under this drop-in (docs/gpu.md).
   -h, --help   show this help
 
 Must run as root.

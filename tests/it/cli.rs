@@ -269,7 +269,7 @@ fn sigterm_ends_a_read_of_a_stalled_stdin_and_flushes() {
     // The final is the open utterance flushed: it covers at least the audio
     // the last partial covered and says something. Its words may differ from
     // that partial's: the LM beam search scores the end of sentence at the
-    // final and may revise the last words (README, "Output formats").
+    // final and may revise the last words (docs/usage.md, "Output formats").
     let partial_end = events
         .iter()
         .rev()
