@@ -66,7 +66,19 @@ OWN = {"coffee": "s2i", "wake": "wakeword", "digits": "digits"}
 TUNE_GRAMMARS = ["coffee", "wake"]
 # hark's `--reject` default, read from the source that sets it
 CONFIG_RS = pathlib.Path(__file__).resolve().parents[1] / "src" / "config.rs"
-SHIPPED_REJECT = float(re.search(r"DEFAULT_REJECT: f64 = ([0-9.]+);", CONFIG_RS.read_text()).group(1))
+def shipped_reject(name):
+    return float(re.search(name + r": f64 = ([0-9.]+);", CONFIG_RS.read_text()).group(1))
+
+
+# hark's two ways to read a command: the finals decoder (the default) and
+# the CTC grammar search of the streaming pass (`--finals ctc`); each has
+# its own confidence scale, so its own threshold
+HARK_MODES = {
+    "hark": {"flags": ["--finals", "whisper"], "default": "DEFAULT_DECODER_REJECT",
+             "name": "hark, Whisper decoder"},
+    "hark-ctc": {"flags": ["--finals", "ctc"], "default": "DEFAULT_REJECT",
+                 "name": "hark --finals ctc, CTC search"},
+}
 
 PREFIXES = ["can i get", "can i have", "may i have", "i want", "i'd like",
             "give me", "get me", "make me", "brew"]
@@ -213,11 +225,11 @@ def clips(data):
     return out
 
 
-def run_hark(hark, grammar_file, paths):
+def run_hark(hark, flags, grammar_file, paths):
     """Per clip, the (confidence, text) of each complete-phrase event."""
     res = {p: [] for p in paths}
     t = time.perf_counter()
-    out = subprocess.run([hark, "transcribe", "--phrases", str(grammar_file), "--reject", "0",
+    out = subprocess.run([hark, "transcribe", *flags, "--phrases", str(grammar_file), "--reject", "0",
                           "--format", "jsonl", *paths], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"hark failed: {out.stderr}")
@@ -300,8 +312,9 @@ def main():
     ap.add_argument("--data", type=pathlib.Path, required=True)
     ap.add_argument("--hark", default="target/release/hark")
     ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benches/commands.json"))
-    ap.add_argument("--engines", default="hark,pocketsphinx",
-                    help="comma-separated: hark, pocketsphinx")
+    ap.add_argument("--engines", default="hark,hark-ctc,pocketsphinx",
+                    help="comma-separated: hark (the Whisper decoder reads the commands), hark-ctc "
+                         "(--finals ctc: the CTC grammar search), pocketsphinx")
     ap.add_argument("--cache", type=pathlib.Path, default=pathlib.Path("/tmp/hark-commands-cache"),
                     help="per-engine raw results, reused unless --fresh or made by another hark binary, "
                          "pocketsphinx, grammar or clip list")
@@ -334,41 +347,30 @@ def main():
         print(f"{name}: {got['seconds']:.0f} s", file=sys.stderr)
         return got["res"]
 
-    # the hark binary embeds its model and LM: its bytes identify what it decodes with
+    engines = a.engines.split(",")
+    # the hark binary embeds its models: its bytes identify what it decodes with
     hark_id = hashlib.sha256(pathlib.Path(a.hark).read_bytes()).hexdigest() if "hark" in a.engines else ""
-    ps_id = importlib.metadata.version("pocketsphinx") if "pocketsphinx" in a.engines else ""
-    hark_res, ps_res = {}, {}
+    ps_id = importlib.metadata.version("pocketsphinx") if "pocketsphinx" in engines else ""
+    hark_res = {m: {} for m in HARK_MODES if m in engines}
+    ps_res = {}
     for g, text in hark_grammars().items():
         f = tmp / f"{g}.phrases"
         f.write_text(text)
-        if "hark" in a.engines:
-            hark_res[g] = cached(f"hark-{g}", [hark_id, text, paths], lambda: run_hark(a.hark, f, paths))
+        for m, res in hark_res.items():
+            flags = HARK_MODES[m]["flags"]
+            res[g] = cached(f"{m}-{g}", [hark_id, flags, text, paths], lambda: run_hark(a.hark, flags, f, paths))
     for g, text in jsgf_grammars().items():
         (tmp / f"{g}.jsgf").write_text(text)
-        if "pocketsphinx" in a.engines:
+        if "pocketsphinx" in engines:
             ps_res[g] = cached(f"pocketsphinx-{g}", [ps_id, text, paths], lambda: run_pocketsphinx(text, paths))
     timing["audio_s"] = round(sum(sf.info(p).duration for p in paths), 1)
     if not hark_res:
         return
-    grid = [round(x, 2) for x in np.arange(0.0, 1.0001, 0.05)]
-    sweep = {t: {g: score(tune, g, hark_res[g], t) for g in hark_res} for t in grid}
-    tune_cost = {t: round(float(np.mean([cost(sweep[t][g]) for g in TUNE_GRAMMARS])), 6) for t in grid}
-    lowest = min(tune_cost.values())
-    best = [t for t in grid if tune_cost[t] == lowest]
-    # among equally good thresholds, the one closest to the shipped default (it moves
-    # only when another threshold does strictly better on the tuning subset)
-    chosen = min(best, key=lambda t: (abs(t - SHIPPED_REJECT), t))
-    result = {
-        "clips": {"tune": len(tune), "report": len(report)},
-        "chosen_reject": chosen,
-        "best_rejects": best,
-        "tuning_sweep": {str(t): {g: round(np.mean(cost(v)), 4) for g, v in sweep[t].items()}
-                         for t in grid},
-        "hark": {str(t): {g: score(report, g, hark_res[g], t) for g in hark_res}
-                 for t in sorted({0.0, 0.3, chosen, 0.7, 0.9})},
-        "pocketsphinx": {g: score(report, g, ps_res[g], 0.0) for g in ps_res},
-        "timing": timing,
-    }
+    result = {"clips": {"tune": len(tune), "report": len(report)}}
+    for m, res in hark_res.items():
+        result[m.replace("-", "_")] = tuned(res, tune, report, shipped_reject(HARK_MODES[m]["default"]))
+    result["pocketsphinx"] = {g: score(report, g, ps_res[g], 0.0) for g in ps_res}
+    result["timing"] = timing
     if a.pocketsphinx_from and not ps_res:
         earlier = json.loads(a.pocketsphinx_from.read_text())
         result["pocketsphinx"] = earlier["pocketsphinx"]
@@ -377,14 +379,39 @@ def main():
     print(markdown(result))
 
 
+def tuned(res, tune, report, shipped):
+    """One hark mode's threshold, chosen on the tuning clips, and its scores
+    on the reported clips at that and a few other thresholds."""
+    grid = [round(x, 2) for x in np.arange(0.0, 1.0001, 0.05)]
+    sweep = {t: {g: score(tune, g, res[g], t) for g in res} for t in grid}
+    tune_cost = {t: round(float(np.mean([cost(sweep[t][g]) for g in TUNE_GRAMMARS])), 6) for t in grid}
+    lowest = min(tune_cost.values())
+    best = [t for t in grid if tune_cost[t] == lowest]
+    # among equally good thresholds, the one closest to the shipped default (it moves
+    # only when another threshold does strictly better on the tuning subset)
+    chosen = min(best, key=lambda t: (abs(t - shipped), t))
+    return {
+        "chosen_reject": chosen,
+        "best_rejects": best,
+        "tuning_sweep": {str(t): {g: round(np.mean(cost(v)), 4) for g, v in sweep[t].items()}
+                         for t in grid},
+        "scores": {str(t): {g: score(report, g, res[g], t) for g in res}
+                   for t in sorted({0.0, 0.3, chosen, 0.7, 0.9})},
+    }
+
+
 def markdown(r):
     """The results table for benches/RESULTS.md."""
     pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
     lines = ["| engine | grammar | in-grammar correct | wrong command | rejected | "
              "false accepts: speechocean762 sentences | false accepts: other grammars' clips |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    rows = [(f"hark, --reject {t}" + (" (default)" if float(t) == r["chosen_reject"] else ""), m)
-            for t, m in r["hark"].items()]
+    rows = []
+    for mode, spec in HARK_MODES.items():
+        h = r.get(mode.replace("-", "_"))
+        if h:
+            rows += [(f"{spec['name']}, --reject {t}" + (" (default)" if float(t) == h["chosen_reject"] else ""), m)
+                     for t, m in h["scores"].items()]
     rows += [("pocketsphinx JSGF", r["pocketsphinx"])] if r["pocketsphinx"] else []
     for name, per in rows:
         for g, m in per.items():

@@ -8,6 +8,7 @@ use crate::decode::endpoint::EndpointConfig;
 use crate::decode::lm::CharLm;
 use crate::decode::phrases::Phrases;
 use crate::error::{HarkError, Result};
+use crate::finals::grammar::TokenGrammar;
 use crate::finals::FinalsModel;
 use crate::model::{Model, ModelInfo};
 use crate::stream::{CommandDecoding, LmDecoding, StreamConfig};
@@ -19,6 +20,13 @@ use crate::stream::{CommandDecoding, LmDecoding, StreamConfig};
 /// missed-or-wrong commands plus false accepts, averaged over its two grammars
 /// (benches/RESULTS.md, "Voice commands").
 pub const DEFAULT_REJECT: f64 = 0.25;
+/// `--reject` when not given and the finals decoder reads the commands:
+/// chosen by benches/commands.py the same way, on the same tuning subset
+/// (benches/RESULTS.md, "Voice commands").
+pub const DEFAULT_DECODER_REJECT: f64 = 0.25;
+/// Hypotheses of the finals decoder's phrase search
+/// (results/whisper-finals/phrases.md).
+pub const DECODER_PHRASE_BEAM: usize = 4;
 /// `--beam` of the phrase search when not given.
 pub const DEFAULT_PHRASE_BEAM: usize = 16;
 /// The phrase search's bonus per token (natural log units).
@@ -57,8 +65,8 @@ pub fn stream_config(d: &DecodeArgs, partials: bool) -> Result<StreamConfig> {
 }
 
 /// The finals model for `d` (`--finals`, `--finals-model`), or None with
-/// `--finals ctc` and with phrases (their grammar search writes the
-/// finals). A finals model that cannot be loaded is a model error (exit 2).
+/// `--finals ctc`. With phrases it reads the commands. A finals model that
+/// cannot be loaded is a model error (exit 2).
 pub fn finals(
     d: &DecodeArgs,
     phrases: bool,
@@ -73,10 +81,6 @@ pub fn finals(
         log::info!("finals: the streaming CTC pass (--finals ctc)");
         return Ok(None);
     }
-    if phrases {
-        log::info!("finals: the phrase search (--phrases)");
-        return Ok(None);
-    }
     let f = FinalsModel::load(d.finals_model.as_deref())?;
     crate::mem::tune_allocator_for_running();
     if backend != crate::backend::Backend::Cpu {
@@ -85,10 +89,15 @@ pub fn finals(
         );
     }
     log::info!(
-        "finals: {} ({} weights) from {}",
+        "finals: {} ({} weights) from {}{}",
         f.info.name,
         f.info.weights,
-        f.source
+        f.source,
+        if phrases {
+            ", reading the commands"
+        } else {
+            ""
+        }
     );
     Ok(Some(f))
 }
@@ -142,17 +151,22 @@ pub fn language_model(d: &DecodeArgs, model: &ModelInfo) -> Result<Option<LmDeco
 }
 
 /// Phrase-constrained decoding from `--phrases` for `model`'s tokens, or
-/// None without the flag. A phrase file that cannot be read or compiled
-/// is a configuration error naming the file (and line and column).
+/// None without the flag; `decoder`: the finals decoder will read the
+/// commands (its default threshold). A phrase file that cannot be read or
+/// compiled is a configuration error naming the file (and line and column).
 pub fn commands(
     p: &PhraseArgs,
     d: &DecodeArgs,
     model: &ModelInfo,
+    decoder: bool,
 ) -> Result<Option<CommandDecoding>> {
     let Some(path) = &p.phrases else {
         return Ok(None);
     };
-    let reject = p.reject.unwrap_or(DEFAULT_REJECT);
+    let reject = p.reject.unwrap_or(match decoder {
+        true => DEFAULT_DECODER_REJECT,
+        false => DEFAULT_REJECT,
+    });
     if !(0.0..=1.0).contains(&reject) {
         return Err(HarkError::Config("--reject must be between 0 and 1".into()));
     }
@@ -170,6 +184,8 @@ pub fn commands(
         beam: d.beam.unwrap_or(DEFAULT_PHRASE_BEAM),
         token_bonus: PHRASE_TOKEN_BONUS,
         reject,
+        decoder: None,
+        decoder_beam: DECODER_PHRASE_BEAM,
     }))
 }
 
@@ -181,12 +197,26 @@ pub fn decoding(
     d: &DecodeArgs,
     model: &Model,
 ) -> Result<StreamConfig> {
-    let commands = commands(p, d, &model.info)?;
+    let decoder = p.phrases.is_some() && d.finals == FinalsChoice::Whisper;
+    let mut commands = commands(p, d, &model.info, decoder)?;
     let lm = match commands {
         Some(_) => None,
         None => language_model(d, &model.info)?,
     };
     let finals = finals(d, commands.is_some(), model.backend)?;
+    if let (Some(c), Some(f)) = (&mut commands, &finals) {
+        let g = TokenGrammar::new(
+            c.phrases.clone(),
+            &model.info.tokens,
+            model.info.blank_id,
+            f,
+        );
+        log::info!(
+            "phrases: {} transitions in the finals decoder's tokens",
+            g.size()
+        );
+        c.decoder = Some(Arc::new(g));
+    }
     Ok(StreamConfig {
         lm,
         commands,

@@ -17,6 +17,7 @@ use crate::decode::lm::{CharLm, Tuning};
 use crate::decode::phrases::{Phrases, Slot};
 use crate::decode::tokens::Tokens;
 use crate::error::Result;
+use crate::finals::grammar::TokenGrammar;
 use crate::finals::{FinalsModel, FinalsPass};
 use crate::frontend::Fbank;
 use crate::model::Model;
@@ -114,6 +115,11 @@ pub struct CommandDecoding {
     pub token_bonus: f64,
     /// Commands whose confidence is below this are rejected.
     pub reject: f64,
+    /// Read each command with the finals decoder in this grammar (the
+    /// stream's `finals` model), with a beam this wide; None: the CTC
+    /// grammar search's verdict is the command.
+    pub decoder: Option<Arc<TokenGrammar>>,
+    pub decoder_beam: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -267,8 +273,8 @@ impl Stream {
                 max_frames + out_frames,
             )
         });
-        let finals = match (&cfg.finals, &cfg.commands) {
-            (Some(f), None) => {
+        let finals = match &cfg.finals {
+            Some(f) => {
                 if info.sample_rate_hz() != crate::finals::mel::SAMPLE_RATE_HZ {
                     return Err(crate::error::HarkError::Config(format!(
                         "--finals whisper needs a {} Hz model; {} runs at {} Hz",
@@ -279,7 +285,7 @@ impl Stream {
                 }
                 Some(FinalsPass::new(f.clone())?)
             }
-            _ => None,
+            None => None,
         };
         let history_samples = match finals {
             Some(_) => {
@@ -527,13 +533,17 @@ impl Core {
             self.render_current();
             let heard = !self.ctc.tokens.is_empty();
             if heard || verdict.complete {
-                let command = self.command_verdict(verdict);
+                let (command, pass) = match self.decoder_command() {
+                    Some(command) => (command, Pass::Whisper),
+                    None => (self.command_verdict(verdict), Pass::Ctc),
+                };
                 let text = match command.accepted {
-                    true => self.text.clone(),
+                    true => command.best.clone(),
                     false => String::new(),
                 };
                 let mut ev = self.event(EventKind::Final, text);
                 ev.command = Some(command);
+                ev.pass = pass;
                 events.push(ev);
             }
             self.last_partial.clear();
@@ -588,12 +598,9 @@ impl Core {
         }
     }
 
-    /// The finals pass over the utterance's audio: from a little before
-    /// its first token to the endpoint; None without a finals model. An
-    /// error is kept for `push` to return, and the CTC text stands.
-    fn finals_text(&mut self) -> Option<String> {
-        self.finals.as_ref()?;
-        let t0 = Instant::now();
+    /// The utterance's audio for the finals pass: from a little before its
+    /// first token to the endpoint.
+    fn utterance_audio(&mut self) -> &[f32] {
         let ofs = self.output_frame_samples;
         let lead = (FINALS_LEAD_S * self.sample_rate) as u64;
         let first = self
@@ -604,14 +611,24 @@ impl Core {
             .saturating_sub(lead)
             .max(self.ctc.utterance_start * ofs);
         let end = self.ctc.frame * ofs;
-        let audio = self.history.take(start, end);
-        let seconds = audio.len() as f64 / self.sample_rate;
-        let finals = self.finals.as_mut()?;
-        match finals.transcribe(audio) {
+        self.history.take(start, end)
+    }
+
+    /// The finals pass over the utterance's audio; None without a finals
+    /// model. An error is kept for `push` to return, and the CTC text
+    /// stands.
+    fn finals_text(&mut self) -> Option<String> {
+        self.finals.as_ref()?;
+        let t0 = Instant::now();
+        let mut finals = self.finals.take()?;
+        let rate = self.sample_rate;
+        let audio = self.utterance_audio();
+        let seconds = audio.len() as f64 / rate;
+        let result = finals.transcribe(audio);
+        self.finals = Some(finals);
+        match result {
             Ok(f) => {
-                self.timing.finals += 1;
-                self.timing.finals_time += t0.elapsed();
-                self.timing.finals_audio_s += seconds;
+                self.count_finals(t0, seconds);
                 Some(f.text)
             }
             Err(e) => {
@@ -619,6 +636,50 @@ impl Core {
                 None
             }
         }
+    }
+
+    /// The command as the finals decoder reads it (`CommandDecoding::decoder`);
+    /// None without one, for an utterance longer than its window, or on an
+    /// error (kept for `push` to return; the CTC verdict stands).
+    fn decoder_command(&mut self) -> Option<Command> {
+        let cd = self.cfg.commands.clone()?;
+        let grammar = cd.decoder.as_ref()?;
+        let mut finals = self.finals.take()?;
+        let t0 = Instant::now();
+        let rate = self.sample_rate;
+        let audio = self.utterance_audio();
+        let seconds = audio.len() as f64 / rate;
+        let result = finals.command(audio, grammar, cd.decoder_beam);
+        self.finals = Some(finals);
+        let read = match result {
+            Ok(r) => r?,
+            Err(e) => {
+                self.error = Some(e);
+                return None;
+            }
+        };
+        self.count_finals(t0, seconds);
+        let matched = read
+            .words
+            .as_deref()
+            .and_then(|w| grammar.phrases().matches(w));
+        Some(Command {
+            accepted: matched.is_some() && read.confidence >= cd.reject,
+            slots: matched
+                .as_ref()
+                .map(|m| m.slots.clone())
+                .unwrap_or_default(),
+            phrase: matched.map(|m| m.phrase),
+            confidence: read.confidence,
+            best: read.words.unwrap_or_default(),
+            heard: read.heard,
+        })
+    }
+
+    fn count_finals(&mut self, t0: Instant, seconds: f64) {
+        self.timing.finals += 1;
+        self.timing.finals_time += t0.elapsed();
+        self.timing.finals_audio_s += seconds;
     }
 
     fn reset_model_state(&mut self) {

@@ -10,6 +10,7 @@
 //! key/value cache, the tokens) are sized once from the longest window and
 //! the token bound. Runs on the recognizer thread, at endpoints only.
 
+pub mod grammar;
 pub mod mel;
 
 use std::borrow::Cow;
@@ -612,10 +613,96 @@ pub struct FinalsPass {
     cache: Vec<f32>,
     slots: usize,
     tokens: Vec<u32>,
+    /// Each greedy token's log-probability, and EOT's at each step.
+    token_logprobs: Vec<f64>,
+    eot_logprobs: Vec<f64>,
     logits: Vec<f32>,
     embedding: Vec<f32>,
     bytes: Vec<u8>,
     cuts: Vec<usize>,
+    /// The phrase search's hypotheses (`command`): allocated on its first
+    /// use, then reused.
+    beam: Option<BeamBuffers>,
+}
+
+/// One hypothesis of the phrase search: its score (log-likelihood so
+/// far), automaton state, last token, whether that was punctuation, and
+/// its tokens (in `BeamBuffers::tokens`).
+#[derive(Clone, Copy, Debug)]
+struct Hyp {
+    score: f64,
+    state: u32,
+    last: u32,
+    punct: bool,
+    len: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Cand {
+    score: f64,
+    parent: usize,
+    token: u32,
+    state: u32,
+    punct: bool,
+}
+
+/// The phrase search's buffers, sized once for `width` hypotheses: a
+/// key/value cache and the tokens of each, twice (the next step's
+/// hypotheses are written beside the current ones, then swapped).
+struct BeamBuffers {
+    width: usize,
+    caches: Vec<Vec<f32>>,
+    next_caches: Vec<Vec<f32>>,
+    tokens: Vec<Vec<u32>>,
+    next_tokens: Vec<Vec<u32>>,
+    live: Vec<Hyp>,
+    next_live: Vec<Hyp>,
+    cands: Vec<Cand>,
+    best: Vec<u32>,
+}
+
+impl BeamBuffers {
+    fn new(width: usize, cache_len: usize, slots: usize) -> Self {
+        let caches = || (0..width).map(|_| vec![0.0; cache_len]).collect();
+        let tokens = || (0..width).map(|_| Vec::with_capacity(slots)).collect();
+        BeamBuffers {
+            width,
+            caches: caches(),
+            next_caches: caches(),
+            tokens: tokens(),
+            next_tokens: tokens(),
+            live: Vec::with_capacity(width),
+            next_live: Vec::with_capacity(width),
+            cands: Vec::with_capacity(width * (width + 1)),
+            best: Vec::with_capacity(slots),
+        }
+    }
+}
+
+/// A command read by the decoder (`FinalsPass::command`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandFinal {
+    /// The best complete phrase's words (lowercase, no punctuation), or
+    /// None when the search found no complete phrase.
+    pub words: Option<String>,
+    /// exp(phrase - free), per token, at most 1 (0 with no phrase).
+    pub confidence: f64,
+    /// The free greedy final: what the decoder heard without the phrases.
+    pub heard: String,
+}
+
+/// What a greedy decode of one window found.
+struct Greedy {
+    /// Log-probability of every choice made, EOT included.
+    total: f64,
+    /// Log-probability of the tokens kept (a repeat cut off and EOT not
+    /// counted).
+    kept: f64,
+    /// Log-probability of EOT right after the kept tokens (None when the
+    /// token bound stopped the decoder there).
+    end: Option<f64>,
+    hit_bound: bool,
+    repeat_cut: bool,
 }
 
 impl FinalsPass {
@@ -629,10 +716,13 @@ impl FinalsPass {
             cache: vec![0.0; cache_len],
             slots,
             tokens: Vec::with_capacity(slots),
+            token_logprobs: Vec::with_capacity(slots),
+            eot_logprobs: Vec::with_capacity(slots),
             logits: vec![0.0; i.vocab_size],
             embedding: vec![0.0; i.width()],
             bytes: Vec::with_capacity(4 * slots),
             cuts: Vec::with_capacity(64),
+            beam: None,
             model,
         })
     }
@@ -665,12 +755,41 @@ impl FinalsPass {
     }
 
     fn window(&mut self, samples: &[f32], out: &mut FinalText) -> Result<()> {
-        let run = |e: TractError| HarkError::Runtime(format!("finals pass failed: {e:#}"));
         let model = self.model.clone();
-        let info = &model.info;
+        let t0 = std::time::Instant::now();
+        let (cross, frames) = self.encode(samples)?;
+        let t_enc = t0.elapsed();
+        let seconds = samples.len() as f64 / SAMPLE_RATE_HZ as f64;
+        let no_speech = self.prompt(&cross)?;
+        let g = self.greedy(&cross, token_limit(seconds))?;
+        out.bounded |= g.hit_bound;
+        out.repeat_cut |= g.repeat_cut;
+        log::debug!(
+            "finals window: {seconds:.2} s, {frames} mel frames, encoder {:.1} ms, {} tokens {:.1} ms",
+            self.tokens.len(),
+            t_enc.as_secs_f64() * 1e3,
+            (t0.elapsed() - t_enc).as_secs_f64() * 1e3
+        );
+        let mean_logprob = g.total / (self.tokens.len() + 1) as f64;
+        if no_speech > NO_SPEECH_THRESHOLD && mean_logprob < LOGPROB_THRESHOLD as f64 {
+            out.no_speech += 1;
+            self.tokens.clear();
+        }
+        out.tokens += self.tokens.len();
+        if !self.bytes.is_empty() && !self.tokens.is_empty() {
+            self.bytes.push(b' ');
+        }
+        model.detokenize(&self.tokens, &mut self.bytes);
+        Ok(())
+    }
+
+    /// The log-mel of one window (`samples`, within the encoder's frames)
+    /// through the encoder: the cross-attention keys and values.
+    fn encode(&mut self, samples: &[f32]) -> Result<(Arc<Tensor>, usize)> {
+        let run = |e: TractError| HarkError::Runtime(format!("finals pass failed: {e:#}"));
+        let info = &self.model.info;
         // a window shorter than the STFT reflection needs is padded further
         let pad = PAD_SAMPLES.max(mel::N_FFT + HOP_SAMPLES - samples.len().min(mel::N_FFT));
-        // split_points keeps every window within the encoder's frames
         if WhisperMel::frames(samples.len(), pad) > info.max_mel_frames {
             return Err(HarkError::Runtime(
                 "finals window longer than the encoder's".into(),
@@ -679,63 +798,278 @@ impl FinalsPass {
         let frames = self.mel.compute(samples, pad, &mut self.mel_buf);
         let mel = Tensor::from_shape(&[1, N_MELS, frames], &self.mel_buf[..N_MELS * frames])
             .map_err(run)?;
-        let t0 = std::time::Instant::now();
         let mut enc = self.model.encoder.run(tvec![mel.into()]).map_err(run)?;
-        let t_enc = t0.elapsed();
         let cross = enc
             .pop()
             .ok_or_else(|| HarkError::Runtime("finals encoder returned nothing".into()))?
             .into_arc_tensor();
-        let seconds = samples.len() as f64 / SAMPLE_RATE_HZ as f64;
-        let prompt = [info.sot, info.no_timestamps];
-        let limit = token_limit(seconds).min(self.slots - prompt.len());
+        Ok((cross, frames))
+    }
+
+    /// The start token through the decoder (cache slot 0): the
+    /// no-speech probability.
+    fn prompt(&mut self, cross: &Arc<Tensor>) -> Result<f32> {
+        let mut cache = std::mem::take(&mut self.cache);
+        let r = self.step(&mut cache, self.model.info.sot, 0, cross);
+        self.cache = cache;
+        r?;
+        Ok(softmax_at(&self.logits, self.model.info.no_speech as usize))
+    }
+
+    /// Greedy decoding after `prompt`, into `self.tokens`: at most
+    /// `limit` text tokens, a repeat cut after its first occurrence.
+    fn greedy(&mut self, cross: &Arc<Tensor>, limit: usize) -> Result<Greedy> {
+        let info = self.model.info.clone();
+        let limit = limit.min(self.slots - 2);
         self.tokens.clear();
-        let mut position = 0usize;
-        let mut logprob_sum = 0.0f64;
-        // the prompt: the first step's output gives the no-speech probability
-        self.step(info.sot, position, &cross)?;
-        position += 1;
-        let no_speech = softmax_at(&self.logits, info.no_speech as usize);
-        let mut last = prompt[1];
-        let text_start = self.tokens.len();
-        let mut hit_bound = true;
-        while self.tokens.len() - text_start < limit {
-            self.step(last, position, &cross)?;
-            position += 1;
-            let first = self.tokens.len() == text_start;
-            let tok = self.choose(first, info);
-            logprob_sum += log_softmax_at(&self.logits, tok as usize) as f64;
-            if tok == info.eot {
-                hit_bound = false;
-                break;
+        let mut g = Greedy {
+            total: 0.0,
+            kept: 0.0,
+            end: None,
+            hit_bound: true,
+            repeat_cut: false,
+        };
+        let mut cache = std::mem::take(&mut self.cache);
+        let mut last = info.no_timestamps;
+        let mut kept = std::mem::take(&mut self.token_logprobs);
+        kept.clear();
+        let mut ends = std::mem::take(&mut self.eot_logprobs);
+        ends.clear();
+        let result = (|| -> Result<()> {
+            while self.tokens.len() < limit {
+                self.step(&mut cache, last, 1 + self.tokens.len(), cross)?;
+                let tok = self.choose(self.tokens.is_empty(), &info);
+                let lp = log_softmax_at(&self.logits, tok as usize) as f64;
+                ends.push(log_softmax_at(&self.logits, info.eot as usize) as f64);
+                g.total += lp;
+                if tok == info.eot {
+                    g.hit_bound = false;
+                    break;
+                }
+                self.tokens.push(tok);
+                kept.push(lp);
+                last = tok;
+                if let Some(cut) = repeat_cut(&self.tokens) {
+                    self.tokens.truncate(cut);
+                    g.repeat_cut = true;
+                    g.hit_bound = false;
+                    break;
+                }
             }
-            self.tokens.push(tok);
-            last = tok;
-            if let Some(cut) = repeat_cut(&self.tokens[text_start..]) {
-                self.tokens.truncate(text_start + cut);
-                out.repeat_cut = true;
-                hit_bound = false;
-                break;
+            Ok(())
+        })();
+        self.cache = cache;
+        g.kept = kept[..self.tokens.len().min(kept.len())].iter().sum();
+        g.end = ends.get(self.tokens.len()).copied();
+        self.token_logprobs = kept;
+        self.eot_logprobs = ends;
+        result?;
+        Ok(g)
+    }
+
+    /// Read one command (16 kHz samples) with the decoder: the free greedy
+    /// final, then a beam search of `width` hypotheses over the tokens
+    /// `grammar` allows. The best complete phrase (ranked by its
+    /// log-likelihood, the end of text included) is the command. Its
+    /// confidence is exp(phrase - free) per token, at most 1, where each
+    /// side is scored as a text that ends there: the free final with EOT
+    /// after the tokens it kept (a repeat cut off, the decoder often does
+    /// not want to stop with 1 s of padding), the phrase with its EOT. A
+    /// phrase that stops while the speech goes on (a sentence read as four
+    /// digits) pays for its EOT. None for an utterance longer than one
+    /// window (the grammar search's verdict stands then).
+    pub fn command(
+        &mut self,
+        samples: &[f32],
+        grammar: &grammar::TokenGrammar,
+        width: usize,
+    ) -> Result<Option<CommandFinal>> {
+        if samples.len() > self.model.info.window_samples() - PAD_SAMPLES {
+            return Ok(None);
+        }
+        let (cross, _) = self.encode(samples)?;
+        let seconds = samples.len() as f64 / SAMPLE_RATE_HZ as f64;
+        self.prompt(&cross)?;
+        let limit = token_limit(seconds).min(self.slots - 2);
+        let g = self.greedy(&cross, limit)?;
+        let free_mean = (g.kept + g.end.unwrap_or(0.0)) / (self.tokens.len() + 1) as f64;
+        self.bytes.clear();
+        self.model.detokenize(&self.tokens, &mut self.bytes);
+        let heard = String::from_utf8_lossy(&self.bytes).trim().to_string();
+        let best = self.phrase_search(&cross, grammar, width.max(1), limit)?;
+        let out = match best {
+            Some(score) => {
+                let b = self.beam.as_ref().map_or(&[][..], |b| &b.best[..]);
+                let n = (b.len() + 1) as f64;
+                self.bytes.clear();
+                self.model.detokenize(b, &mut self.bytes);
+                CommandFinal {
+                    words: Some(grammar::command_words(&String::from_utf8_lossy(
+                        &self.bytes,
+                    ))),
+                    confidence: (score / n - free_mean).min(0.0).exp(),
+                    heard,
+                }
             }
+            None => CommandFinal {
+                words: None,
+                confidence: 0.0,
+                heard,
+            },
+        };
+        if let Cow::Borrowed(table) = &self.model.embed_q {
+            crate::mem::release_embedded(table);
         }
-        out.bounded |= hit_bound;
-        log::debug!(
-            "finals window: {seconds:.2} s, {frames} mel frames, encoder {:.1} ms, {position} decoder steps {:.1} ms",
-            t_enc.as_secs_f64() * 1e3,
-            (t0.elapsed() - t_enc).as_secs_f64() * 1e3
-        );
-        let n = self.tokens.len() - text_start;
-        let mean_logprob = logprob_sum / (n + 1) as f64;
-        if no_speech > NO_SPEECH_THRESHOLD && mean_logprob < LOGPROB_THRESHOLD as f64 {
-            out.no_speech += 1;
-            self.tokens.truncate(text_start);
+        crate::mem::return_freed_memory();
+        Ok(Some(out))
+    }
+
+    /// The beam search of `command`, after `prompt` (cache slot 0 holds
+    /// the start token): the best complete phrase's log-likelihood (EOT
+    /// included), its tokens in `beam.best`.
+    fn phrase_search(
+        &mut self,
+        cross: &Arc<Tensor>,
+        grammar: &grammar::TokenGrammar,
+        width: usize,
+        limit: usize,
+    ) -> Result<Option<f64>> {
+        let info = self.model.info.clone();
+        let (rows, dh, slots) = (info.layers * 2 * info.heads, info.head_dim, self.slots);
+        let mut b = match self.beam.take() {
+            Some(b) if b.width == width => b,
+            _ => BeamBuffers::new(width, self.cache.len(), slots),
+        };
+        // every hypothesis starts from the prompt's slot 0
+        for r in 0..rows {
+            let at = r * slots * dh;
+            b.caches[0][at..at + dh].copy_from_slice(&self.cache[at..at + dh]);
         }
-        out.tokens += self.tokens.len() - text_start;
-        if !self.bytes.is_empty() && !self.tokens.is_empty() {
-            self.bytes.push(b' ');
-        }
-        model.detokenize(&self.tokens[text_start..], &mut self.bytes);
-        Ok(())
+        b.live.clear();
+        b.tokens[0].clear();
+        b.best.clear();
+        b.live.push(Hyp {
+            score: 0.0,
+            state: grammar.start(),
+            last: info.no_timestamps,
+            punct: false,
+            len: 0,
+        });
+        let mut done: Option<f64> = None;
+        let result = (|| -> Result<()> {
+            for _ in 0..limit {
+                b.cands.clear();
+                for (i, h) in b.live.iter().enumerate() {
+                    self.step(&mut b.caches[i], h.last, 1 + h.len, cross)?;
+                    let first = h.len == 0;
+                    let lse = self.allowed_lse(first, &info);
+                    if grammar.accepting(h.state) {
+                        let eot = (self.logits[info.eot as usize] - lse) as f64;
+                        if done.is_none_or(|d| h.score + eot > d) {
+                            done = Some(h.score + eot);
+                            b.best.clear();
+                            b.best.extend_from_slice(&b.tokens[i]);
+                        }
+                    }
+                    // this hypothesis' best `width` continuations
+                    let from = b.cands.len();
+                    let mut offer = |token: u32, state: u32, punct: bool| {
+                        let t = token as usize;
+                        if self.model.suppress[t]
+                            || (first && self.model.suppress_begin.contains(&token))
+                        {
+                            return;
+                        }
+                        let score = h.score + (self.logits[t] - lse) as f64;
+                        let mine = &mut b.cands[from..];
+                        if mine.len() == width {
+                            let worst = mine
+                                .iter_mut()
+                                .min_by(|a, c| a.score.total_cmp(&c.score))
+                                .filter(|w| w.score < score);
+                            if let Some(w) = worst {
+                                *w = Cand {
+                                    score,
+                                    parent: i,
+                                    token,
+                                    state,
+                                    punct,
+                                };
+                            }
+                        } else {
+                            b.cands.push(Cand {
+                                score,
+                                parent: i,
+                                token,
+                                state,
+                                punct,
+                            });
+                        }
+                    };
+                    for &(token, state) in grammar.edges(h.state) {
+                        offer(token, state, false);
+                    }
+                    if grammar.pause(h.state) && !h.punct {
+                        for &token in grammar.punctuation() {
+                            offer(token, h.state, true);
+                        }
+                    }
+                }
+                b.cands.sort_by(|a, c| c.score.total_cmp(&a.score));
+                b.next_live.clear();
+                for c in b.cands.iter().take(width) {
+                    if done.is_some_and(|d| c.score <= d) {
+                        break;
+                    }
+                    let j = b.next_live.len();
+                    let parent = b.live[c.parent];
+                    // the parent's filled slots, and the token
+                    let filled = 2 + parent.len;
+                    for r in 0..rows {
+                        let at = r * slots * dh;
+                        let (src, dst) = (&b.caches[c.parent], &mut b.next_caches[j]);
+                        dst[at..at + filled * dh].copy_from_slice(&src[at..at + filled * dh]);
+                    }
+                    let (src, dst) = (&b.tokens[c.parent], &mut b.next_tokens[j]);
+                    dst.clear();
+                    dst.extend_from_slice(src);
+                    dst.push(c.token);
+                    b.next_live.push(Hyp {
+                        score: c.score,
+                        state: c.state,
+                        last: c.token,
+                        punct: c.punct,
+                        len: parent.len + 1,
+                    });
+                }
+                std::mem::swap(&mut b.live, &mut b.next_live);
+                std::mem::swap(&mut b.caches, &mut b.next_caches);
+                std::mem::swap(&mut b.tokens, &mut b.next_tokens);
+                if b.live.is_empty() {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        self.beam = Some(b);
+        result.map(|()| done)
+    }
+
+    /// log of the summed probability of the tokens the decoder may write
+    /// next (Whisper's suppressions, no timestamps).
+    fn allowed_lse(&self, first: bool, info: &FinalsInfo) -> f32 {
+        let ts = info.timestamp_begin as usize;
+        let (suppress, begin) = (&self.model.suppress, &self.model.suppress_begin);
+        let allowed = |t: usize| !(suppress[t] || first && begin.contains(&(t as u32)));
+        let max = (0..ts)
+            .filter(|&t| allowed(t))
+            .map(|t| self.logits[t])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = (0..ts)
+            .filter(|&t| allowed(t))
+            .map(|t| (self.logits[t] - max).exp())
+            .sum();
+        max + sum.ln()
     }
 
     /// Greedy choice over the last logits, with Whisper's suppressions.
@@ -752,8 +1086,15 @@ impl FinalsPass {
     }
 
     /// One decoder step: `token` at `position`; the logits into
-    /// `self.logits`, its keys and values into the cache.
-    fn step(&mut self, token: u32, position: usize, cross: &Arc<Tensor>) -> Result<()> {
+    /// `self.logits`, its keys and values into `cache` ([L, 2, H, slots,
+    /// Dh], its first `position` slots filled).
+    fn step(
+        &mut self,
+        cache: &mut [f32],
+        token: u32,
+        position: usize,
+        cross: &Arc<Tensor>,
+    ) -> Result<()> {
         if position >= self.slots {
             return Err(HarkError::Runtime("finals decoder past its cache".into()));
         }
@@ -777,7 +1118,7 @@ impl FinalsPass {
             let dst = view.as_slice_mut::<f32>().map_err(run)?;
             for (d, row) in dst
                 .chunks_exact_mut(position * dh)
-                .zip(self.cache.chunks_exact(slots * dh))
+                .zip(cache.chunks_exact(slots * dh))
             {
                 d.copy_from_slice(&row[..position * dh]);
             }
@@ -811,7 +1152,7 @@ impl FinalsPass {
         }
         for (row, chunk) in new.chunks_exact(dh).enumerate() {
             let at = row * slots * dh + position * dh;
-            self.cache[at..at + dh].copy_from_slice(chunk);
+            cache[at..at + dh].copy_from_slice(chunk);
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use hark::stream::{EventKind, Pass, StreamConfig};
 use crate::e2e::edit_distance;
 use crate::util::{data, hark, model, run, spawn_piped, stderr, stdout, wav_samples};
 
-fn finals_model() -> Arc<FinalsModel> {
+pub(crate) fn finals_model() -> Arc<FinalsModel> {
     static F: OnceLock<Arc<FinalsModel>> = OnceLock::new();
     F.get_or_init(|| FinalsModel::load(None).expect("bundled finals model loads"))
         .clone()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use hark::decode::command::CommandSearch;
 use hark::decode::phrases::{number_value, Phrases, Slot};
+use hark::finals::grammar::TokenGrammar;
 use hark::recognizer::Recognizer;
 use hark::stream::{CommandDecoding, Event, EventKind, StreamConfig};
 use rand::{Rng, SeedableRng};
@@ -315,9 +316,29 @@ fn commands_config(text: &str, reject: f64) -> StreamConfig {
             beam: 16,
             token_bonus: hark::config::PHRASE_TOKEN_BONUS,
             reject,
+            decoder: None,
+            decoder_beam: hark::config::DECODER_PHRASE_BEAM,
         }),
         ..crate::util::config(&m, true, false)
     }
+}
+
+/// `commands_config` with the finals decoder reading the commands (what
+/// `--phrases` does by default).
+fn decoder_config(text: &str, reject: f64) -> StreamConfig {
+    let mut cfg = commands_config(text, reject);
+    let m = model();
+    let f = crate::finals::finals_model();
+    if let Some(c) = &mut cfg.commands {
+        c.decoder = Some(Arc::new(TokenGrammar::new(
+            c.phrases.clone(),
+            &m.info.tokens,
+            m.info.blank_id,
+            &f,
+        )));
+    }
+    cfg.finals = Some(f);
+    cfg
 }
 
 fn events(cfg: StreamConfig, samples: &[f32], pieces: Option<u64>) -> Vec<Event> {
@@ -376,6 +397,71 @@ fn commands_streaming_equals_batch() {
             "seed {seed}"
         );
     }
+}
+
+#[test]
+fn the_decoder_reads_home_commands_and_rejects_other_speech() {
+    let cfg = decoder_config(&home_text(), hark::config::DEFAULT_DECODER_REJECT);
+    let run = |name: &str| {
+        let audio = crate::util::wav_samples(&format!("e2e/{name}"));
+        events(cfg.clone(), &audio, None)
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Final)
+            .collect::<Vec<Event>>()
+    };
+    for (name, text, slots) in [
+        (
+            "e2e-1-flite-rms.wav",
+            "please turn on the kitchen lights",
+            vec![],
+        ),
+        (
+            "e2e-3-festival-ked-diphone.wav",
+            "set a timer for ten minutes",
+            vec![10],
+        ),
+        (
+            "e2e-6-festival-ked-diphone.wav",
+            "call my sister tomorrow morning",
+            vec![],
+        ),
+    ] {
+        let f = run(name);
+        assert_eq!(f.len(), 1, "{name}: {f:?}");
+        assert_eq!(f[0].pass, hark::stream::Pass::Whisper, "{f:?}");
+        let c = f[0].command.as_ref().expect("verdict");
+        assert_eq!(c.best, text, "{f:?}");
+        assert!(c.phrase.is_some(), "{f:?}");
+        assert_eq!(c.slots.iter().map(|s| s.value).collect::<Vec<_>>(), slots);
+        assert!(c.accepted && f[0].text == text, "{f:?}");
+        // what the decoder heard without the phrases
+        assert!(!c.heard.is_empty(), "{f:?}");
+    }
+    for f in run("e2e-4-flite-rms.wav") {
+        let c = f.command.as_ref().expect("verdict");
+        assert!(!c.accepted && f.text.is_empty(), "{f:?}");
+        assert!(c.heard.to_lowercase().contains("fox"), "{f:?}");
+    }
+    // silence and noise: no command
+    let quiet = vec![0.0f32; 16000 * 3];
+    assert!(events(cfg.clone(), &quiet, None)
+        .iter()
+        .all(|e| e.command.as_ref().is_none_or(|c| !c.accepted)));
+}
+
+#[test]
+fn decoder_commands_streaming_equals_batch() {
+    let audio = crate::util::wav_samples("e2e/e2e-1-flite-rms.wav");
+    let cfg = decoder_config(&home_text(), 0.0);
+    let strip = |evs: Vec<Event>| {
+        evs.into_iter()
+            .filter(|e| e.kind == EventKind::Final)
+            .map(|e| (e.text, e.command))
+            .collect::<Vec<_>>()
+    };
+    let whole = strip(events(cfg.clone(), &audio, None));
+    assert_eq!(whole.len(), 1, "{whole:?}");
+    assert_eq!(strip(events(cfg.clone(), &audio, Some(1))), whole);
 }
 
 #[test]
