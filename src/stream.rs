@@ -14,7 +14,7 @@ use crate::decode::command::{CommandSearch, Verdict};
 use crate::decode::ctc::{CtcState, TimedToken};
 use crate::decode::endpoint::{detect, Endpoint, EndpointConfig};
 use crate::decode::lm::{CharLm, Tuning};
-use crate::decode::phrases::{Phrases, Slot};
+use crate::decode::phrases::{Match, Phrases, Slot};
 use crate::decode::tokens::Tokens;
 use crate::error::Result;
 use crate::finals::grammar::TokenGrammar;
@@ -83,6 +83,30 @@ pub struct Command {
     pub best: String,
     /// What the model heard without the phrases (greedy decoding).
     pub heard: String,
+}
+
+impl Command {
+    /// The verdict on `best` (matched to its phrase, if complete): accepted
+    /// when it matched and `confidence` reaches `reject`.
+    fn new(
+        matched: Option<Match>,
+        confidence: f64,
+        reject: f64,
+        best: String,
+        heard: String,
+    ) -> Self {
+        Command {
+            accepted: matched.is_some() && confidence >= reject,
+            slots: matched
+                .as_ref()
+                .map(|m| m.slots.clone())
+                .unwrap_or_default(),
+            phrase: matched.map(|m| m.phrase),
+            confidence,
+            best,
+            heard,
+        }
+    }
 }
 
 /// Compute spent in model steps and in CTC decoding plus endpointing since
@@ -585,17 +609,7 @@ impl Core {
         let mut heard = String::new();
         self.tokens
             .render(self.ctc.tokens.iter().map(|t| t.id), &mut heard);
-        Command {
-            accepted: matched.is_some() && v.confidence >= reject,
-            slots: matched
-                .as_ref()
-                .map(|m| m.slots.clone())
-                .unwrap_or_default(),
-            phrase: matched.map(|m| m.phrase),
-            confidence: v.confidence,
-            best: self.text.clone(),
-            heard,
-        }
+        Command::new(matched, v.confidence, reject, self.text.clone(), heard)
     }
 
     /// The utterance's audio for the finals pass: from a little before its
@@ -618,7 +632,6 @@ impl Core {
     /// model. An error is kept for `push` to return, and the CTC text
     /// stands.
     fn finals_text(&mut self) -> Option<String> {
-        self.finals.as_ref()?;
         let t0 = Instant::now();
         let mut finals = self.finals.take()?;
         let rate = self.sample_rate;
@@ -663,17 +676,13 @@ impl Core {
             .words
             .as_deref()
             .and_then(|w| grammar.phrases().matches(w));
-        Some(Command {
-            accepted: matched.is_some() && read.confidence >= cd.reject,
-            slots: matched
-                .as_ref()
-                .map(|m| m.slots.clone())
-                .unwrap_or_default(),
-            phrase: matched.map(|m| m.phrase),
-            confidence: read.confidence,
-            best: read.words.unwrap_or_default(),
-            heard: read.heard,
-        })
+        Some(Command::new(
+            matched,
+            read.confidence,
+            cd.reject,
+            read.words.unwrap_or_default(),
+            read.heard,
+        ))
     }
 
     fn count_finals(&mut self, t0: Instant, seconds: f64) {

@@ -146,13 +146,7 @@ impl TokenGrammar {
 fn matched(text: &str, id_of: &dyn Fn(char) -> Option<usize>) -> Option<Vec<usize>> {
     let mut ids = Vec::new();
     let mut last_space = false;
-    for c in text.chars().flat_map(char::to_lowercase) {
-        let c = match c {
-            '.' | ',' | '?' | '!' | ';' | ':' | '"' => continue,
-            '\u{2019}' => '\'',
-            '-' => ' ',
-            c => c,
-        };
+    for c in normalized(text) {
         if c == ' ' && last_space {
             return None;
         }
@@ -173,16 +167,21 @@ fn matched(text: &str, id_of: &dyn Fn(char) -> Option<usize>) -> Option<Vec<usiz
 /// The words of a decoded command: lowercased, punctuation dropped, a
 /// hyphen read as a space, single spaces (what `Phrases::matches` reads).
 pub fn command_words(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        match c {
-            '.' | ',' | '?' | '!' | ';' | ':' | '"' => {}
-            '\u{2019}' => out.push('\''),
-            '-' => out.push(' '),
-            c => out.push(c),
-        }
-    }
+    let out: String = normalized(text).collect();
     out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `text` as the grammar reads it: lowercased, `.,?!;:"` dropped, a curly
+/// apostrophe read as `'` and a hyphen as a space.
+fn normalized(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .filter(|c| !matches!(c, '.' | ',' | '?' | '!' | ';' | ':' | '"'))
+        .map(|c| match c {
+            '\u{2019}' => '\'',
+            '-' => ' ',
+            c => c,
+        })
 }
 
 #[cfg(test)]

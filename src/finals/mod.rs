@@ -746,11 +746,7 @@ impl FinalsPass {
         }
         self.cuts = cuts;
         out.text = String::from_utf8_lossy(&self.bytes).trim().to_string();
-        // the embedding rows this utterance read go back to the page cache
-        if let Cow::Borrowed(table) = &self.model.embed_q {
-            crate::mem::release_embedded(table);
-        }
-        crate::mem::return_freed_memory();
+        self.release_memory();
         Ok(out)
     }
 
@@ -917,10 +913,7 @@ impl FinalsPass {
                 heard,
             },
         };
-        if let Cow::Borrowed(table) = &self.model.embed_q {
-            crate::mem::release_embedded(table);
-        }
-        crate::mem::return_freed_memory();
+        self.release_memory();
         Ok(Some(out))
     }
 
@@ -975,9 +968,7 @@ impl FinalsPass {
                     let from = b.cands.len();
                     let mut offer = |token: u32, state: u32, punct: bool| {
                         let t = token as usize;
-                        if self.model.suppress[t]
-                            || (first && self.model.suppress_begin.contains(&token))
-                        {
+                        if !self.may_write(t, first) {
                             return;
                         }
                         let score = h.score + (self.logits[t] - lse) as f64;
@@ -1059,30 +1050,39 @@ impl FinalsPass {
     /// next (Whisper's suppressions, no timestamps).
     fn allowed_lse(&self, first: bool, info: &FinalsInfo) -> f32 {
         let ts = info.timestamp_begin as usize;
-        let (suppress, begin) = (&self.model.suppress, &self.model.suppress_begin);
-        let allowed = |t: usize| !(suppress[t] || first && begin.contains(&(t as u32)));
-        let max = (0..ts)
-            .filter(|&t| allowed(t))
+        let allowed = || (0..ts).filter(|&t| self.may_write(t, first));
+        let max = allowed()
             .map(|t| self.logits[t])
             .fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = (0..ts)
-            .filter(|&t| allowed(t))
-            .map(|t| (self.logits[t] - max).exp())
-            .sum();
+        let sum: f32 = allowed().map(|t| (self.logits[t] - max).exp()).sum();
         max + sum.ln()
     }
 
     /// Greedy choice over the last logits, with Whisper's suppressions.
     fn choose(&self, first: bool, info: &FinalsInfo) -> u32 {
         let ts = info.timestamp_begin as usize;
-        let (suppress, begin) = (&self.model.suppress, &self.model.suppress_begin);
         let mut best = (f32::NEG_INFINITY, info.eot);
         for (t, &l) in self.logits[..ts].iter().enumerate() {
-            if l > best.0 && !suppress[t] && !(first && begin.contains(&(t as u32))) {
+            if l > best.0 && self.may_write(t, first) {
                 best = (l, t as u32);
             }
         }
         best.1
+    }
+
+    /// Whether the decoder may write token `t` (a text token or EOT) next;
+    /// `first`: as the first token of a text. Whisper's suppressions.
+    fn may_write(&self, t: usize, first: bool) -> bool {
+        !(self.model.suppress[t] || first && self.model.suppress_begin.contains(&(t as u32)))
+    }
+
+    /// The embedding rows an utterance read go back to the page cache,
+    /// and freed memory to the system.
+    fn release_memory(&self) {
+        if let Cow::Borrowed(table) = &self.model.embed_q {
+            crate::mem::release_embedded(table);
+        }
+        crate::mem::return_freed_memory();
     }
 
     /// One decoder step: `token` at `position`; the logits into

@@ -360,6 +360,15 @@ fn events(cfg: StreamConfig, samples: &[f32], pieces: Option<u64>) -> Vec<Event>
     out
 }
 
+/// The final events of the committed e2e recording `name` under `cfg`.
+fn finals_of(cfg: &StreamConfig, name: &str) -> Vec<Event> {
+    let audio = crate::util::wav_samples(&format!("e2e/{name}"));
+    events(cfg.clone(), &audio, None)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Final)
+        .collect()
+}
+
 fn home_text() -> String {
     std::fs::read_to_string(data("phrases/home.txt")).expect("home phrases")
 }
@@ -402,13 +411,7 @@ fn commands_streaming_equals_batch() {
 #[test]
 fn the_decoder_reads_home_commands_and_rejects_other_speech() {
     let cfg = decoder_config(&home_text(), hark::config::DEFAULT_DECODER_REJECT);
-    let run = |name: &str| {
-        let audio = crate::util::wav_samples(&format!("e2e/{name}"));
-        events(cfg.clone(), &audio, None)
-            .into_iter()
-            .filter(|e| e.kind == EventKind::Final)
-            .collect::<Vec<Event>>()
-    };
+    let run = |name: &str| finals_of(&cfg, name);
     for (name, text, slots) in [
         (
             "e2e-1-flite-rms.wav",
@@ -468,13 +471,7 @@ fn decoder_commands_streaming_equals_batch() {
 fn home_commands_are_recognized_and_other_speech_rejected() {
     // the committed e2e recordings: four say home phrases, one does not
     let cfg = commands_config(&home_text(), hark::config::DEFAULT_REJECT);
-    let run = |name: &str| {
-        let audio = crate::util::wav_samples(&format!("e2e/{name}"));
-        events(cfg.clone(), &audio, None)
-            .into_iter()
-            .filter(|e| e.kind == EventKind::Final)
-            .collect::<Vec<Event>>()
-    };
+    let run = |name: &str| finals_of(&cfg, name);
     let one = |name: &str| {
         let f = run(name);
         let accepted: Vec<&Event> = f
