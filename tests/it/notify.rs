@@ -37,7 +37,14 @@ fn listen_notifies_ready_feeds_the_watchdog_and_reports_stopping() {
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
 
     let child = hark()
-        .args(["listen", "--device", "harktest", "--format", "jsonl"])
+        // --finals ctc: this watches the recognizer loop's keep-alives at a
+        // 200 ms watchdog. The Whisper finals pass holds the loop for as
+        // long as it reads an utterance (measured on a 2-core machine: 2
+        // keep-alives in these 3 s with it, 5 or more without), which the
+        // unit's WatchdogSec=10 allows for but 200 ms does not.
+        .args([
+            "listen", "--device", "harktest", "--format", "jsonl", "--finals", "ctc",
+        ])
         .env("ALSA_CONFIG_PATH", &conf)
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "200000")
