@@ -762,8 +762,8 @@ impl FinalsPass {
         out.repeat_cut |= g.repeat_cut;
         log::debug!(
             "finals window: {seconds:.2} s, {frames} mel frames, encoder {:.1} ms, {} tokens {:.1} ms",
-            self.tokens.len(),
             t_enc.as_secs_f64() * 1e3,
+            self.tokens.len(),
             (t0.elapsed() - t_enc).as_secs_f64() * 1e3
         );
         let mean_logprob = g.total / (self.tokens.len() + 1) as f64;
