@@ -97,13 +97,14 @@ class DecoderBlock(nn.Module):
         k, v = self.cross_kv(enc).chunk(2, dim=-1)
         return self.split(k), self.split(v)
 
-    def forward(self, x, self_k, self_v, mask, cross_k, cross_v):
+    def forward(self, x, self_k, self_v, mask, cross_k, cross_v, cross_mask=None):
         """x [b, t, d]; self_k/v [b, h, P, dh] (past and present keys); mask
-        added to the self-attention scores [t, P]."""
+        added to the self-attention scores [t, P]; cross_mask, if any, added
+        to the cross-attention scores ([b, 1, 1, S]: -inf on padded frames)."""
         q = self.split(self.self_qkv(self.self_ln(x))[..., : x.shape[-1]])
         x = x + self.self_out(self.merge(_attend(q, self_k, self_v, mask)))
         q = self.split(self.cross_q(self.cross_ln(x)))
-        x = x + self.cross_out(self.merge(_attend(q, cross_k, cross_v)))
+        x = x + self.cross_out(self.merge(_attend(q, cross_k, cross_v, cross_mask)))
         return x + self.fc2(F.gelu(self.fc1(self.mlp_ln(x))))
 
     def self_keys_values(self, x):
@@ -129,15 +130,22 @@ class WhisperDecoder(nn.Module):
         """enc [1, s, d] -> [L, 2, H, s, Dh]."""
         return torch.stack([torch.stack([k[0], v[0]]) for k, v in (b.cross_keys_values(enc) for b in self.blocks)])
 
-    def forward_full(self, tokens: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
-        """Reference without a cache: tokens [1, t] -> logits [1, t, V]."""
+    def forward_full(self, tokens: torch.Tensor, enc: torch.Tensor, enc_lens=None) -> torch.Tensor:
+        """Reference without a cache: tokens [b, t] reading enc [b, S, d] ->
+        logits [b, t, V]. With enc_lens only the first enc_lens[i] frames of
+        item i are attended to (a padded batch; teacher forcing in training)."""
         t = tokens.shape[1]
         x = self.embed(tokens) + self.positions[:t]
         mask = torch.full((t, t), float("-inf")).triu(1)
+        cross = None
+        if enc_lens is not None:
+            frames = torch.arange(enc.shape[1]).view(1, 1, 1, -1)
+            cross = torch.zeros(len(enc_lens), 1, 1, enc.shape[1])
+            cross.masked_fill_(frames >= torch.as_tensor(enc_lens).view(-1, 1, 1, 1), float("-inf"))
         for b in self.blocks:
             k, v = b.self_keys_values(x)
             ck, cv = b.cross_keys_values(enc)
-            x = b(x, k, v, mask, ck, cv)
+            x = b(x, k, v, mask, ck, cv, cross)
         return self.ln(x) @ self.embed.weight.T
 
     def step(self, embedding, position, self_kv, cross_kv, out_proj):

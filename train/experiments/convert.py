@@ -64,9 +64,10 @@ import whisper_export as X  # noqa: E402
 from evalsets import load_audio, read_jsonl  # noqa: E402
 from finals_length import Greedy, detokenize  # noqa: E402
 from model import BLANK_ID  # noqa: E402
-from student import StudentConfig, Teacher, WhisperStudent, count_params, distill_loss, fit_adapter  # noqa: E402
+from student import (StudentConfig, Teacher, WhisperStudent, count_params, distill_loss, fit_adapter,  # noqa: E402
+                     make_batch)
 from textnorm import normalize  # noqa: E402
-from train import encode, lr_schedule, make_batches, open_run  # noqa: E402
+from train import encode, greedy, lr_schedule, make_batches, open_run  # noqa: E402
 from wer import score as wer_score  # noqa: E402
 
 PAD_S = 1.0  # silence after each clip, as the finals pass pads an utterance
@@ -149,20 +150,15 @@ def load_set(rows, cache: pathlib.Path, log=print):
     return d | {"texts": [r["text"] for r in rows]}
 
 
+def as_pairs(data):
+    """A load_set dict as student.py's (kal, koff, mel, moff, texts) tuple."""
+    return data["kal"], data["koff"], data["mel"], data["moff"], data["texts"]
+
+
 def batch(data, ids, cfg: StudentConfig):
     """(fbank [B, T, 80] padded to whole chunks, student frames per clip,
-    Whisper mel [B, 80, Tm], mel frames per clip)."""
-    kal, koff, mel, moff = data["kal"], data["koff"], data["mel"], data["moff"]
-    klens = [int(koff[i + 1] - koff[i]) for i in ids]
-    mlens = [int(moff[i + 1] - moff[i]) for i in ids]
-    tk = -(-max(klens) // cfg.chunk_multiple) * cfg.chunk_multiple
-    x = np.full((len(ids), tk, FB.NUM_BINS), FB.PAD_FRAME_VALUE, np.float32)
-    m = np.full((len(ids), FB.NUM_BINS, max(mlens)), -1.5, np.float32)
-    for b, i in enumerate(ids):
-        x[b, : klens[b]] = kal[koff[i] : koff[i + 1]]
-        m[b, :, : mlens[b]] = mel[moff[i] : moff[i + 1]].T
-    out_lens = torch.tensor([-(-n // cfg.subsampling) for n in klens])
-    return torch.from_numpy(x), out_lens, torch.from_numpy(m), mlens
+    Whisper mel [B, 80, Tm], mel frames per clip): student.make_batch."""
+    return make_batch(as_pairs(data), ids, cfg)
 
 
 def teacher_targets(data, teacher: Teacher, ds: int, cache: pathlib.Path, log=print):
@@ -264,27 +260,6 @@ def pooled(layers, ds: int = 2):
 
 
 # --------------------------------------------------------------- decoder ---
-def decoder_logits(dec: X.WhisperDecoder, tokens: torch.Tensor, enc: torch.Tensor, enc_lens: torch.Tensor):
-    """Teacher-forced logits [B, t, V] of tokens [B, t] reading enc [B, S, d],
-    of which the first enc_lens[b] frames are real (cross-attention masks
-    the rest). The same arithmetic as WhisperDecoder.forward_full, batched."""
-    b, t = tokens.shape
-    x = dec.embed(tokens) + dec.positions[:t]
-    causal = torch.full((t, t), float("-inf")).triu(1)
-    s = enc.shape[1]
-    cross = torch.zeros(b, 1, 1, s)
-    cross.masked_fill_(torch.arange(s).view(1, 1, 1, -1) >= enc_lens.view(-1, 1, 1, 1), float("-inf"))
-    for blk in dec.blocks:
-        d = x.shape[-1]
-        qkv = blk.self_qkv(blk.self_ln(x))
-        q, k, v = (blk.split(qkv[..., i * d : (i + 1) * d]) for i in range(3))
-        x = x + blk.self_out(blk.merge(X._attend(q, k, v, causal)))
-        ck, cv = blk.cross_keys_values(enc)
-        x = x + blk.cross_out(blk.merge(X._attend(blk.split(blk.cross_q(blk.cross_ln(x))), ck, cv, cross)))
-        x = x + blk.fc2(F.gelu(blk.fc1(blk.mlp_ln(x))))
-    return dec.ln(x) @ dec.embed.weight.T
-
-
 def decoder_loss(dec, targets: list[list[int]], enc, enc_lens):
     """Mean cross-entropy per predicted token (text and EOT, the prompt given)."""
     t = max(len(s) for s in targets) - 1
@@ -293,7 +268,7 @@ def decoder_loss(dec, targets: list[list[int]], enc, enc_lens):
     for i, s in enumerate(targets):
         inp[i, : len(s) - 1] = torch.tensor(s[:-1])
         gold[i, 1 : len(s) - 1] = torch.tensor(s[2:])  # position 0 is SOT -> NO_TIMESTAMPS, given
-    logits = decoder_logits(dec, inp, enc, enc_lens)
+    logits = dec.forward_full(inp, enc, enc_lens)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), ignore_index=-100)
 
 
@@ -358,13 +333,7 @@ def ctc_wer(model, data, limit=0):
             else:
                 lp = model(x)[0]
             for b, i in enumerate(ids):
-                best = lp[b, : out_lens[b]].argmax(-1).tolist()
-                chars, prev = [], BLANK_ID
-                for c in best:
-                    if c != prev and c != BLANK_ID:
-                        chars.append(model.cfg.vocab[c])
-                    prev = c
-                pairs.append((data["texts"][i], normalize("".join(chars))))
+                pairs.append((data["texts"][i], normalize(greedy(lp[b, : out_lens[b]], model.cfg.vocab))))
     wer, _ = wer_score(pairs)
     return wer
 
@@ -468,8 +437,7 @@ def train_main(argv):
         cfg = model.cfg
     else:
         model = WhisperStudent(cfg)
-        pairs = (train["kal"], train["koff"], train["mel"], train["moff"], train["texts"])
-        aw, ab, r2 = fit_adapter(pairs, floor=cfg.mel_floor)
+        aw, ab, r2 = fit_adapter(as_pairs(train), floor=cfg.mel_floor)
         model.init_from_teacher(teacher.enc, aw, ab)
     trainable = {n for n, _ in model.trainable_parameters()}
     for n, p in model.named_parameters():
@@ -601,8 +569,7 @@ def ladder_main(argv):
         train = load_set(clip_rows(a.train_manifest or list(DEFAULT_MANIFESTS), "train"), cache / "train.npz")
         cfg = StudentConfig(downsample=ds, window=50 // ds, chunk=16 // ds, conv_kernel=5)
         model = WhisperStudent(cfg)
-        pairs = (train["kal"], train["koff"], train["mel"], train["moff"], train["texts"])
-        aw, ab, _ = fit_adapter(pairs, floor=cfg.mel_floor)
+        aw, ab, _ = fit_adapter(as_pairs(train), floor=cfg.mel_floor)
         model.init_from_teacher(enc, aw, ab)
         rung(f"converted to chunked WSM, {ds}x, untrained", student_states(model)(dev),
              ctc_wer=None, macs_per_second=model.macs_per_second())

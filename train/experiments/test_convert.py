@@ -49,7 +49,7 @@ def test_batched_teacher_forcing_equals_the_reference_decoder_per_clip(bundled):
     for i, s in enumerate(seqs):
         inp[i, : len(s)] = torch.tensor(s)
     with torch.no_grad():
-        batched = C.decoder_logits(dec, inp, enc, lens)
+        batched = dec.forward_full(inp, enc, lens)
         for i, s in enumerate(seqs):
             ref = dec.forward_full(torch.tensor([s]), enc[i : i + 1, : lens[i]])[0]
             assert torch.allclose(batched[i, : len(s)], ref, atol=1e-3), i
