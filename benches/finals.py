@@ -14,6 +14,9 @@ target length 1, 2, ..., 10 s, the `--per-length` clips nearest to it.
   settings: WSM partials, Whisper tiny.en finals; one thread). Its
   `final_pass_ms` per file is the time from the endpoint's decision to the
   final text; RTF counts both passes; peak RSS is the bench process's.
+- hark `--finals stream` (issue 37): the same, the decoder reading the
+  converted streaming encoder's states, so its final pass is the last
+  chunks and the decoder only.
 - faster-whisper tiny.en (the same weights, CTranslate2 int8, greedy, one
   thread, in its own process): it starts when the utterance's audio has
   ended, so its time to the final is its whole transcription.
@@ -95,6 +98,7 @@ def by_length(clips: list, ms_of: dict) -> dict:
 
 def section(r: dict) -> str:
     h, fw = r["hark"], r["faster_whisper"]
+    st = r.get("hark_stream")
     lines = [
         BEGIN,
         "## The finals pass beside faster-whisper tiny.en (issue 36)",
@@ -107,24 +111,30 @@ def section(r: dict) -> str:
         "same Whisper tiny.en weights (CTranslate2 int8, greedy, no VAD), which can only start once the "
         "utterance has ended, so its time is the whole transcription.",
         "",
-        "| utterance length | hark final pass p50 / p95 | faster-whisper tiny.en p50 / p95 |",
-        "| --- | --- | --- |",
+        "| utterance length | hark final pass p50 / p95 | hark `--finals stream` p50 / p95 "
+        "| faster-whisper tiny.en p50 / p95 |",
+        "| --- | --- | --- | --- |",
     ]
+    cell = lambda p: f"{p['p50']:.0f} / {p['p95']:.0f} ms" if p else "-"  # noqa: E731
     for t in map(str, LENGTHS_S):
         a, b = h["final_pass_by_length"].get(t), fw["by_length"].get(t)
-        cell = lambda p: f"{p['p50']:.0f} / {p['p95']:.0f} ms" if p else "-"  # noqa: E731
-        lines.append(f"| {t} s | {cell(a)} | {cell(b)} |")
+        c = st["final_pass_by_length"].get(t) if st else None
+        lines.append(f"| {t} s | {cell(a)} | {cell(c)} | {cell(b)} |")
+    sv = lambda k, f: f(st[k]) if st else "not run"  # noqa: E731
+    st5 = f"{st['final_pass_by_length']['5']['p95']:.0f} ms" if st else "not run"
     lines += [
         "",
-        "| | hark (both passes) | faster-whisper tiny.en | target (issue 36) |",
-        "| --- | --- | --- | --- |",
-        f"| real-time factor, one thread | {h['real_time_factor']:.3f} | {fw['real_time_factor']:.3f} | under 0.1 |",
-        f"| peak resident memory | {h['peak_rss_mib']:.0f} MiB | {fw['vmhwm_mib']:.0f} MiB (Python process) "
-        "| under 160 MiB |",
-        f"| binary / model files | {h['binary_mb']:.1f} MB binary, models embedded | "
+        "| | hark (both passes) | hark `--finals stream` | faster-whisper tiny.en | target (issue 36 / 37) |",
+        "| --- | --- | --- | --- | --- |",
+        f"| real-time factor, one thread | {h['real_time_factor']:.3f} | "
+        f"{sv('real_time_factor', lambda v: f'{v:.3f}')} | {fw['real_time_factor']:.3f} | under 0.1 / 0.08 |",
+        f"| peak resident memory | {h['peak_rss_mib']:.0f} MiB | {sv('peak_rss_mib', lambda v: f'{v:.0f} MiB')} | "
+        f"{fw['vmhwm_mib']:.0f} MiB (Python process) | under 160 MiB |",
+        f"| binary / model files | {h['binary_mb']:.1f} MB binary, models embedded | (the same binary) | "
         f"{fw['model_mb']:.1f} MB model.bin | |",
         f"| p95 for 5 s utterances | {h['final_pass_by_length']['5']['p95']:.0f} ms | "
-        f"{fw['by_length']['5']['p95']:.0f} ms | under 400 ms |",
+        f"{st5} | "
+        f"{fw['by_length']['5']['p95']:.0f} ms | under 400 / 100 ms |",
         "",
         f"The figures: `{r['out']}`.",
         END,
@@ -148,6 +158,7 @@ def main():
     ap.add_argument("--per-length", type=int, default=8)
     ap.add_argument("--out", default="results/whisper-finals/bench-finals.json")
     ap.add_argument("--results", default=str(ROOT / "benches/RESULTS.md"))
+    ap.add_argument("--no-stream", action="store_true", help="not hark --finals stream")
     ap.add_argument("--faster-whisper-child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.faster_whisper_child:
@@ -165,6 +176,10 @@ def main():
             files.append(str(f))
         bench = json.loads(subprocess.run([a.hark, "bench", "--format", "json", *files], check=True,
                                           capture_output=True, text=True).stdout)
+        stream = None
+        if not a.no_stream:
+            stream = json.loads(subprocess.run([a.hark, "bench", "--finals", "stream", "--format", "json", *files],
+                                               check=True, capture_output=True, text=True).stdout)
         listing = pathlib.Path(tmp) / "files.json"
         listing.write_text(json.dumps(files))
         fw = json.loads(subprocess.run([sys.executable, __file__, "--faster-whisper-child", str(listing)],
@@ -188,6 +203,13 @@ def main():
             "peak_rss_mib": bench["peak_rss_kib"] / 1024,
             "binary_mb": bench["binary_bytes"] / 1e6,
             "bench": {k: v for k, v in bench.items() if k != "files"},
+        },
+        "hark_stream": stream and {
+            "final_pass_by_length": by_length(clips, [f["final_pass_ms"] for f in stream["files"]]),
+            "finals_missing": sum(1 for f in stream["files"] if not f["final_pass_ms"]),
+            "real_time_factor": stream["real_time_factor"],
+            "peak_rss_mib": stream["peak_rss_kib"] / 1024,
+            "bench": {k: v for k, v in stream.items() if k != "files"},
         },
         "faster_whisper": {
             "by_length": by_length(clips, fw_ms),

@@ -20,9 +20,10 @@ use serde::Serialize;
 use crate::audio::SampleSource;
 use crate::backend::Backend;
 use crate::error::{HarkError, Result};
+use crate::finals::EncoderMode;
 use crate::model::Model;
 use crate::recognizer::Recognizer;
-use crate::stream::{EventKind, StreamConfig};
+use crate::stream::{EventKind, Pass, StreamConfig};
 
 /// Audio used when `hark bench` gets no file: held-out synthetic speech
 /// (flite voice rms, not in the training data), 16 kHz mono.
@@ -191,10 +192,11 @@ pub struct BenchReport {
     pub first_partial_at_s: Option<f64>,
     pub first_partial_token_s: Option<f64>,
     pub peak_rss_kib: Option<u64>,
-    /// Which pass wrote the finals: "whisper" or "ctc".
+    /// Which pass wrote the finals: "whisper", "whisper-stream" or "ctc".
     pub final_pass: &'static str,
     /// Whether the final pass encodes the utterance again (Whisper's own
-    /// encoder) rather than reading the streaming pass's states.
+    /// encoder) rather than reading the states the streaming encoder
+    /// computed as the audio came (`--finals stream`).
     pub final_reencode: bool,
     pub finals_model: Option<String>,
     pub finals_model_bytes: Option<usize>,
@@ -277,12 +279,15 @@ pub fn run(
         first_partial_at_s: acc.first_partial.map(|p| p.0),
         first_partial_token_s: acc.first_partial.map(|p| p.1),
         peak_rss_kib: peak_rss_kib(),
-        final_pass: if cfg.finals.is_some() {
-            "whisper"
-        } else {
-            "ctc"
+        final_pass: match cfg.finals.as_ref().map(|f| f.mode) {
+            Some(EncoderMode::Reencode) => Pass::Whisper.name(),
+            Some(EncoderMode::Stream) => Pass::WhisperStream.name(),
+            None => Pass::Ctc.name(),
         },
-        final_reencode: cfg.finals.is_some(),
+        final_reencode: cfg
+            .finals
+            .as_ref()
+            .is_some_and(|f| f.mode == EncoderMode::Reencode),
         finals_model: cfg.finals.as_ref().map(|f| f.source.clone()),
         finals_model_bytes: cfg.finals.as_ref().map(|f| f.file_bytes),
         final_pass_ms_by_length: by_length(&acc.final_pass_by_length),

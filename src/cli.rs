@@ -96,12 +96,17 @@ pub struct DecodeArgs {
     pub no_lm: bool,
     /// Which pass writes each final: `whisper`, Whisper tiny.en reading the
     /// utterance again at its endpoint (the partials stay the streaming
-    /// pass's), or `ctc`, the streaming pass's own text (no second pass).
+    /// pass's); `stream`, Whisper tiny.en's decoder reading the states a
+    /// converted streaming encoder computed chunk by chunk as the audio came
+    /// (nothing encoded again at the endpoint; experimental, issue 37); or
+    /// `ctc`, the streaming pass's own text (no second pass).
     /// With --phrases the grammar search writes them.
     #[arg(long, value_enum, default_value_t = FinalsChoice::Whisper)]
     pub finals: FinalsChoice,
-    /// The finals model: a directory with `encoder.onnx` and `decoder.onnx`
-    /// (`train/whisper_export.py`); the bundled Whisper tiny.en when omitted.
+    /// The finals model: a directory with `decoder.onnx` and `encoder.onnx`
+    /// (`train/whisper_export.py`; `stream.onnx` for `--finals stream`,
+    /// `train/experiments/stream_export.py`); the bundled Whisper tiny.en
+    /// when omitted.
     #[arg(long, value_name = "DIR")]
     pub finals_model: Option<PathBuf>,
     /// Beam width of the LM beam search [default: the LM file's tuned
@@ -129,6 +134,7 @@ pub struct PhraseArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FinalsChoice {
     Whisper,
+    Stream,
     Ctc,
 }
 

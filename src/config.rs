@@ -9,7 +9,7 @@ use crate::decode::lm::CharLm;
 use crate::decode::phrases::Phrases;
 use crate::error::{HarkError, Result};
 use crate::finals::grammar::TokenGrammar;
-use crate::finals::FinalsModel;
+use crate::finals::{EncoderMode, FinalsModel};
 use crate::model::{Model, ModelInfo};
 use crate::stream::{CommandDecoding, LmDecoding, StreamConfig};
 
@@ -81,7 +81,28 @@ pub fn finals(
         log::info!("finals: the streaming CTC pass (--finals ctc)");
         return Ok(None);
     }
-    let f = FinalsModel::load(d.finals_model.as_deref())?;
+    let mode = match d.finals {
+        FinalsChoice::Stream => EncoderMode::Stream,
+        _ => EncoderMode::Reencode,
+    };
+    if mode == EncoderMode::Stream && phrases {
+        return Err(HarkError::Config(
+            "--phrases reads commands with --finals whisper or --finals ctc, not --finals stream"
+                .into(),
+        ));
+    }
+    let f = FinalsModel::load(d.finals_model.as_deref(), mode)?;
+    if let Some(s) = &f.stream {
+        let max_ms = s.info.max_samples() as u64 * 1000 / crate::finals::mel::SAMPLE_RATE_HZ as u64;
+        // the utterance starts up to 0.5 s before its first token and can
+        // overshoot the maximum by a chunk
+        let limit = max_ms.saturating_sub(1000);
+        if d.max_utterance_ms as u64 > limit {
+            return Err(HarkError::Config(format!(
+                "--finals stream reads utterances of at most {limit} ms: set --max-utterance-ms to that or less"
+            )));
+        }
+    }
     crate::mem::tune_allocator_for_running();
     if backend != crate::backend::Backend::Cpu {
         log::info!(

@@ -18,6 +18,7 @@ use crate::decode::phrases::{Match, Phrases, Slot};
 use crate::decode::tokens::Tokens;
 use crate::error::Result;
 use crate::finals::grammar::TokenGrammar;
+use crate::finals::stream::StreamEncoder;
 use crate::finals::{FinalsModel, FinalsPass};
 use crate::frontend::Fbank;
 use crate::model::Model;
@@ -58,6 +59,8 @@ pub enum Pass {
     #[default]
     Ctc,
     Whisper,
+    /// Whisper's decoder on the streaming encoder's states (`--finals stream`).
+    WhisperStream,
 }
 
 impl Pass {
@@ -65,6 +68,7 @@ impl Pass {
         match self {
             Pass::Ctc => "ctc",
             Pass::Whisper => "whisper",
+            Pass::WhisperStream => "whisper-stream",
         }
     }
 }
@@ -233,8 +237,24 @@ struct Core {
     chunks_run: u64,
     timing: StepTiming,
     finals: Option<FinalsPass>,
+    /// `--finals stream`: the converted encoder, fed as the utterance goes.
+    converted: Option<Converted>,
     history: History,
     output_frame_samples: u64,
+}
+
+/// The streaming encoder of `--finals stream` and where in the stream its
+/// utterance is: it starts FINALS_LEAD_S before the utterance's first
+/// token (read back from the history then) and is fed up to the streaming
+/// pass's frame after every chunk, so that at the endpoint only the
+/// decoder is left to run.
+struct Converted {
+    enc: StreamEncoder,
+    /// The utterance's first sample (stream samples at the model rate),
+    /// once it has a token.
+    start: Option<u64>,
+    /// Samples fed so far, up to (exclusive).
+    fed: u64,
 }
 
 /// Samples to model input frames: the filterbank, or, for a waveform
@@ -320,8 +340,24 @@ impl Stream {
             }
             None => 0,
         };
+        let converted = match &cfg.finals {
+            Some(f) if f.mode == crate::finals::EncoderMode::Stream => Some(Converted {
+                // the utterance starts up to FINALS_LEAD_S before its first
+                // token, and a chunk can overshoot the maximum
+                enc: StreamEncoder::new(
+                    f.clone(),
+                    ((cfg.endpoint.max_utterance_ms as f64 / 1000.0 + FINALS_LEAD_S)
+                        * info.sample_rate_hz() as f64) as usize
+                        + info.chunk_frames * info.frame_shift_samples(),
+                )?,
+                start: None,
+                fed: 0,
+            }),
+            _ => None,
+        };
         let core = Core {
             finals,
+            converted,
             history: History::new(history_samples),
             output_frame_samples: info.output_frame_samples() as u64,
             tokens: Tokens::new(info.tokens.clone(), info.blank_id),
@@ -499,6 +535,7 @@ impl Core {
         let vocab = self.tokens.len();
         let first_frame = self.ctc.frame;
         let mut changed = self.ctc.accept(&self.log_probs, vocab);
+        self.feed_converted()?;
         if let Some(b) = &mut self.beam {
             b.accept(&self.log_probs, vocab, first_frame);
             changed = true; // the best beam can change without a new greedy token
@@ -541,7 +578,44 @@ impl Core {
         Ok(())
     }
 
+    /// `--finals stream`: the utterance's audio up to the streaming pass's
+    /// frame into the converted encoder (from FINALS_LEAD_S before its
+    /// first token, once it has one).
+    fn feed_converted(&mut self) -> Result<()> {
+        let Some(c) = &mut self.converted else {
+            return Ok(());
+        };
+        let ofs = self.output_frame_samples;
+        let start = match c.start {
+            Some(s) => s,
+            None => {
+                let Some(first) = self.ctc.tokens.first() else {
+                    return Ok(());
+                };
+                let lead = (FINALS_LEAD_S * self.sample_rate) as u64;
+                let s = (first.frame * ofs)
+                    .saturating_sub(lead)
+                    .max(self.ctc.utterance_start * ofs);
+                c.start = Some(s);
+                c.fed = s;
+                s
+            }
+        };
+        debug_assert!(start <= c.fed);
+        let end = self.ctc.frame * ofs;
+        if end > c.fed {
+            let audio = self.history.take(c.fed, end);
+            c.enc.accept(audio)?;
+            c.fed = end;
+        }
+        Ok(())
+    }
+
     fn start_utterance(&mut self) {
+        if let Some(c) = &mut self.converted {
+            c.enc.reset();
+            c.start = None;
+        }
         self.ctc.start_utterance();
         if let Some(b) = &mut self.beam {
             b.reset();
@@ -582,6 +656,7 @@ impl Core {
         // only in `listen`'s closing report)
         if !self.text.is_empty() {
             let (text, pass) = match self.finals_text() {
+                Some(t) if self.converted.is_some() => (t, Pass::WhisperStream),
                 Some(t) => (t, Pass::Whisper),
                 None => (self.text.clone(), Pass::Ctc),
             };
@@ -633,6 +708,9 @@ impl Core {
     /// stands.
     fn finals_text(&mut self) -> Option<String> {
         let t0 = Instant::now();
+        if self.converted.is_some() {
+            return self.converted_text(t0);
+        }
         let mut finals = self.finals.take()?;
         let rate = self.sample_rate;
         let audio = self.utterance_audio();
@@ -641,6 +719,29 @@ impl Core {
         self.finals = Some(finals);
         match result {
             Ok(f) => {
+                self.count_finals(t0, seconds);
+                Some(f.text)
+            }
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
+    }
+
+    /// `--finals stream`: the decoder reading what the converted encoder
+    /// computed for the utterance (its last chunks and the padding first).
+    fn converted_text(&mut self, t0: Instant) -> Option<String> {
+        let c = self.converted.as_mut()?;
+        c.start?;
+        let finals = self.finals.as_mut()?;
+        let result = c.enc.finish().and_then(|(cross, seconds)| {
+            Ok((finals.transcribe_encoded(&cross, seconds)?, seconds))
+        });
+        c.enc.reset();
+        c.start = None;
+        match result {
+            Ok((f, seconds)) => {
                 self.count_finals(t0, seconds);
                 Some(f.text)
             }

@@ -8,7 +8,9 @@ set, for hark models and the peers, on the same audio.
 With --run it measures first, each step writing its JSON into --out-dir:
 `train/evaluate.py --hark BINARY` with default settings (hark-lm.json:
 Whisper tiny.en finals, CTC + LM partials) and with `--finals ctc`
-(hark-ctc.json: the CTC pass with its LM writes the finals too), then
+(hark-ctc.json: the CTC pass with its LM writes the finals too) and with
+`--finals stream` (hark-stream.json: Whisper's decoder on the converted
+streaming encoder's states, issue 37; --no-stream skips it), then
 `train/peers.py` for Whisper tiny.en, Whisper base and pocketsphinx
 (peers.json; `--engines` picks some). A results directory from before the
 finals pass may hold hark-greedy.json (`--no-lm`) instead; it is shown. Without --run it only
@@ -57,8 +59,8 @@ def table(out_dir: pathlib.Path, label: str, peers: list) -> str:
     head = "| engine | " + " | ".join(f"{name}: WER / CER" for _, name in SETS) + " |"
     lines = [head, "|" + " --- |" * (len(SETS) + 1)]
     words = {}
-    runs = (("hark-lm.json", f"{label} (default)"), ("hark-ctc.json", f"{label}, --finals ctc"),
-            ("hark-greedy.json", f"{label}, --no-lm"))
+    runs = (("hark-lm.json", f"{label} (default)"), ("hark-stream.json", f"{label}, --finals stream"),
+            ("hark-ctc.json", f"{label}, --finals ctc"), ("hark-greedy.json", f"{label}, --no-lm"))
     for fname, name in runs:
         p = out_dir / fname
         if p.exists():
@@ -77,6 +79,12 @@ def table(out_dir: pathlib.Path, label: str, peers: list) -> str:
         ratio = lambda k: (f"{sets[k]['wer'] / tiny[k]['wer']:.2f}"  # noqa: E731
                            if k in sets and tiny.get(k, {}).get("wer") else "-")
         lines.append(f"| {label} (default) / Whisper tiny.en, WER | " + " | ".join(ratio(k) for k, _ in SETS) + " |")
+    stream = out_dir / "hark-stream.json"
+    if default.exists() and stream.exists():
+        base, st = (json.loads(f.read_text())["sets"] for f in (default, stream))
+        ratio = lambda k: (f"{st[k]['wer'] / base[k]['wer']:.2f}"  # noqa: E731
+                           if k in st and base.get(k, {}).get("wer") else "-")
+        lines.append(f"| {label}, --finals stream / default, WER | " + " | ".join(ratio(k) for k, _ in SETS) + " |")
     lines.append("")
     lines.append("Words per set: " + ", ".join(f"{name} {words.get(k, '?')}" for k, name in SETS) + ".")
     return "\n".join(lines)
@@ -91,6 +99,8 @@ def main():
     ap.add_argument("--label", default="hark")
     ap.add_argument("--max-synthetic", type=int, default=100)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--no-stream", action="store_true", help="with --run: not the --finals stream run")
+    ap.add_argument("--only-stream", action="store_true", help="with --run: only the --finals stream run")
     ap.add_argument("--engines", help="the peers to run (peers.py --engines), e.g. whisper-tiny.en,pocketsphinx")
     ap.add_argument("--peers", nargs="+", help="the peers' results to show (default: <out-dir>/peers.json); the "
                                                "peers do not depend on hark's model, so another model's run serves; "
@@ -102,7 +112,11 @@ def main():
     if a.run:
         py = sys.executable
         model = ["--model", a.model] if a.model else []
-        for fname, extra in (("hark-lm.json", []), ("hark-ctc.json", ["--hark-args=--finals ctc"])):
+        runs = [("hark-lm.json", []), ("hark-ctc.json", ["--hark-args=--finals ctc"])]
+        runs = [] if a.only_stream else runs
+        if not a.no_stream:
+            runs.append(("hark-stream.json", ["--hark-args=--finals stream"]))
+        for fname, extra in runs:
             subprocess.run([py, str(HERE / "evaluate.py"), "--hark", a.hark, *model, *extra,
                             "--max-synthetic", str(a.max_synthetic), "--out", str(out / fname)], check=True)
         if not a.skip_peers:

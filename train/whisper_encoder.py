@@ -63,14 +63,16 @@ def mel_filters(n_mels: int = 80, n_fft: int = N_FFT, sr: int = SAMPLE_RATE_HZ) 
     return weights.astype(np.float32)
 
 
-def log_mel(wave: np.ndarray | torch.Tensor, n_mels: int = 80, padding: int = 0) -> torch.Tensor:
+def log_mel(wave: np.ndarray | torch.Tensor, n_mels: int = 80, padding: int = 0,
+            floor: float | None = None) -> torch.Tensor:
     """Whisper's log-mel features of a 16 kHz mono waveform in [-1, 1]: [n_mels, frames].
 
     Periodic Hann window, centred reflect-padded STFT (n_fft 400, hop 160) with the
     last frame dropped, power spectrum, mel, log10 floored at 1e-10, clamped to
     (max - 8) over the whole clip, then (x + 4) / 4. `padding` zero samples are
     appended first (faster-whisper appends 160; OpenAI whisper 30 s).
-    Note the clip-global max makes this non-causal as is.
+    Note the clip-global max makes this non-causal as is; `floor` (log10)
+    replaces it with a fixed floor, which a stream can compute frame by frame.
     """
     x = torch.as_tensor(wave, dtype=torch.float32)
     if padding:
@@ -80,7 +82,7 @@ def log_mel(wave: np.ndarray | torch.Tensor, n_mels: int = 80, padding: int = 0)
     power = spec[..., :-1].abs() ** 2
     mel = torch.from_numpy(mel_filters(n_mels)) @ power
     logs = torch.clamp(mel, min=1e-10).log10()
-    logs = torch.maximum(logs, logs.max() - 8.0)
+    logs = torch.maximum(logs, logs.max() - 8.0 if floor is None else torch.tensor(floor))
     return (logs + 4.0) / 4.0
 
 

@@ -570,8 +570,15 @@ def mel_vectors() -> dict:
     and the reference log-mel, [80, frames] row-major."""
     x, pad = mel_test_signal()
     mel = W.log_mel(x, padding=pad).numpy()
+    # the streaming encoder's: a fixed floor and its training's 1 s of
+    # padding, the frame count made even (experiments/stream_export.py utterance_mel)
+    stream_floor, stream_pad = -7.0, 16000
+    smel = W.log_mel(x, padding=stream_pad, floor=stream_floor).numpy()
+    smel = smel[:, : smel.shape[1] - smel.shape[1] % 2]
     return {"samples": [round(float(v), 7) for v in x], "pad_samples": pad,
-            "mel": [round(float(v), 6) for v in mel.reshape(-1)]}
+            "mel": [round(float(v), 6) for v in mel.reshape(-1)],
+            "stream_floor": stream_floor, "stream_pad_samples": stream_pad,
+            "stream_mel": [round(float(v), 6) for v in smel.reshape(-1)]}
 
 
 def main(argv=None) -> int:

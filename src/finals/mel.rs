@@ -90,34 +90,45 @@ impl WhisperMel {
         let mut peak = f32::NEG_INFINITY;
         for t in 0..frames {
             let start = (t * HOP_SAMPLES) as isize - (N_FFT / 2) as isize;
-            for (i, (x, w)) in self.frame.iter_mut().zip(&self.window).enumerate() {
-                *x = at(start + i as isize) * w;
-            }
-            // the sizes are the planner's own: this cannot fail
-            let _ = self.fft.process_with_scratch(
-                &mut self.frame,
-                &mut self.spectrum,
-                &mut self.scratch,
-            );
-            for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
-                *p = c.norm_sqr();
-            }
-            for (m, (first, weights)) in self.filters.iter().enumerate() {
-                let e: f32 = weights
-                    .iter()
-                    .zip(&self.power[*first..])
-                    .map(|(w, p)| w * p)
-                    .sum();
-                let v = e.max(LOG_FLOOR).log10();
+            self.frame_log10(at, start, |m, v| {
                 peak = peak.max(v);
                 out[m * frames + t] = v;
-            }
+            });
         }
         let floor = peak - DYNAMIC_RANGE_LOG10;
         for v in &mut out[..N_MELS * frames] {
             *v = (v.max(floor) + 4.0) / 4.0;
         }
         frames
+    }
+
+    /// The log10 mel energies (floored at 1e-10 only) of the frame whose
+    /// window starts at sample `start` of `at` (which gives any sample,
+    /// padding included), each passed to `put(bin, value)`.
+    pub fn frame_log10(
+        &mut self,
+        at: impl Fn(isize) -> f32,
+        start: isize,
+        mut put: impl FnMut(usize, f32),
+    ) {
+        for (i, (x, w)) in self.frame.iter_mut().zip(&self.window).enumerate() {
+            *x = at(start + i as isize) * w;
+        }
+        // the sizes are the planner's own: this cannot fail
+        let _ =
+            self.fft
+                .process_with_scratch(&mut self.frame, &mut self.spectrum, &mut self.scratch);
+        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = c.norm_sqr();
+        }
+        for (m, (first, weights)) in self.filters.iter().enumerate() {
+            let e: f32 = weights
+                .iter()
+                .zip(&self.power[*first..])
+                .map(|(w, p)| w * p)
+                .sum();
+            put(m, e.max(LOG_FLOOR).log10());
+        }
     }
 }
 

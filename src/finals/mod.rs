@@ -12,6 +12,7 @@
 
 pub mod grammar;
 pub mod mel;
+pub mod stream;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -33,6 +34,29 @@ const OUT_PROJ: &str = "out_proj";
 /// The bundled finals model: Whisper tiny.en, int8 weights (MIT licence).
 pub static BUNDLED_ENCODER: &[u8] = include_bytes!("../../models/whisper-tiny.en/encoder.onnx");
 pub static BUNDLED_DECODER: &[u8] = include_bytes!("../../models/whisper-tiny.en/decoder.onnx");
+/// The converted streaming encoder (train/experiments/stream_export.py),
+/// read by `--finals stream` instead of `encoder.onnx`.
+pub static BUNDLED_STREAM: &[u8] = include_bytes!("../../models/whisper-tiny.en/stream.onnx");
+
+/// How the decoder gets the utterance's encoder states at an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncoderMode {
+    /// Whisper's encoder reads the utterance again (`encoder.onnx`).
+    Reencode,
+    /// The converted encoder computed them chunk by chunk as the audio
+    /// came (`stream.onnx`, `stream::StreamEncoder`).
+    Stream,
+}
+
+impl EncoderMode {
+    /// The encoder's file in a finals model directory.
+    pub fn file(self) -> &'static str {
+        match self {
+            EncoderMode::Reencode => "encoder.onnx",
+            EncoderMode::Stream => "stream.onnx",
+        }
+    }
+}
 pub const BUNDLED_NAME: &str = "bundled:whisper-tiny.en";
 
 /// Audio appended to an utterance before the encoder, in samples: chosen
@@ -98,7 +122,10 @@ pub struct FinalsModel {
     pub source: String,
     /// Bytes of the two files.
     pub file_bytes: usize,
-    encoder: Box<dyn Runnable>,
+    /// Whisper's encoder (`EncoderMode::Reencode`), or the streaming one.
+    encoder: Option<Box<dyn Runnable>>,
+    pub stream: Option<stream::StreamModel>,
+    pub mode: EncoderMode,
     decoder: Box<dyn Runnable>,
     /// The embedding table, int8, [vocab, width], with one scale per
     /// token: for the bundled model, the bytes inside the binary, read in
@@ -389,10 +416,17 @@ fn raw_initializer<'a>(model: &'a [u8], name: &str) -> Option<&'a [u8]> {
 }
 
 impl FinalsModel {
-    /// The bundled model, or the two files in `dir`.
-    pub fn load(dir: Option<&Path>) -> Result<Arc<FinalsModel>> {
+    /// The bundled model, or the two files in `dir`: the decoder and the
+    /// encoder `mode` reads with.
+    pub fn load(dir: Option<&Path>, mode: EncoderMode) -> Result<Arc<FinalsModel>> {
         match dir {
-            None => Self::load_bytes(BUNDLED_ENCODER, BUNDLED_DECODER, BUNDLED_NAME),
+            None => {
+                let encoder = match mode {
+                    EncoderMode::Reencode => BUNDLED_ENCODER,
+                    EncoderMode::Stream => BUNDLED_STREAM,
+                };
+                Self::load_bytes(encoder, BUNDLED_DECODER, BUNDLED_NAME, mode)
+            }
             Some(d) => {
                 let read = |name: &str| {
                     let p = d.join(name);
@@ -400,17 +434,28 @@ impl FinalsModel {
                         HarkError::Model(format!("finals model: cannot read {}: {e}", p.display()))
                     })
                 };
-                let (enc, dec) = (read("encoder.onnx")?, read("decoder.onnx")?);
-                Self::load_bytes(&enc, &dec, &d.display().to_string())
+                let (enc, dec) = (read(mode.file())?, read("decoder.onnx")?);
+                Self::load_bytes(&enc, &dec, &d.display().to_string(), mode)
             }
         }
     }
 
-    pub fn load_bytes(encoder: &[u8], decoder: &[u8], source: &str) -> Result<Arc<FinalsModel>> {
-        let enc_name = format!("{source}/encoder.onnx");
+    /// The model from the bytes of its decoder and of the encoder `mode`
+    /// reads with (`encoder.onnx` or `stream.onnx`).
+    pub fn load_bytes(
+        encoder: &[u8],
+        decoder: &[u8],
+        source: &str,
+        mode: EncoderMode,
+    ) -> Result<Arc<FinalsModel>> {
+        let enc_name = format!("{source}/{}", mode.file());
         let dec_name = format!("{source}/decoder.onnx");
+        let bundled_encoder = match mode {
+            EncoderMode::Reencode => BUNDLED_ENCODER,
+            EncoderMode::Stream => BUNDLED_STREAM,
+        };
         let bundled =
-            std::ptr::eq(encoder, BUNDLED_ENCODER) && std::ptr::eq(decoder, BUNDLED_DECODER);
+            std::ptr::eq(encoder, bundled_encoder) && std::ptr::eq(decoder, BUNDLED_DECODER);
         // One file at a time, each file's parsed copy dropped before tract
         // optimizes it: the peak is one part's weights twice, not four times.
         let (mut dec_proto, dec_meta) = decode_proto(decoder, &dec_name)?;
@@ -485,8 +530,57 @@ impl FinalsModel {
         let decoder_plan = plan(dec_proto, &dec_name, bundled.then_some(BUNDLED_DECODER))?;
         crate::mem::log_resident("finals model: decoder plan ready");
 
-        let (mut enc_proto, enc_meta) = decode_proto(encoder, &enc_name)?;
-        let em = Meta(&enc_meta, &enc_name);
+        let (encoder_plan, stream) = match mode {
+            EncoderMode::Reencode => (
+                Some(Self::load_encoder(encoder, &enc_name, &m, source, bundled)?),
+                None,
+            ),
+            EncoderMode::Stream => {
+                let s = stream::StreamModel::load(
+                    encoder,
+                    &enc_name,
+                    &info,
+                    bundled.then_some(BUNDLED_STREAM),
+                )?;
+                (None, Some(s))
+            }
+        };
+        crate::mem::log_resident("finals model: plans ready");
+
+        let mut suppress = vec![false; v];
+        for &t in &suppress_ids {
+            suppress[t as usize] = true;
+        }
+        // SOT, the language and task tokens, no-speech, no-timestamps: never text
+        for s in &mut suppress[info.eot as usize + 1..info.timestamp_begin as usize] {
+            *s = true;
+        }
+        Ok(Arc::new(FinalsModel {
+            source: source.to_string(),
+            file_bytes: encoder.len() + decoder.len(),
+            encoder: encoder_plan,
+            stream,
+            mode,
+            decoder: decoder_plan,
+            embed_q,
+            embed_scale,
+            token_bytes: token_bytes(&vocab),
+            suppress,
+            suppress_begin,
+            info,
+        }))
+    }
+
+    /// Whisper's encoder, checked against the decoder's metadata `m`.
+    fn load_encoder(
+        encoder: &[u8],
+        enc_name: &str,
+        m: &Meta<'_>,
+        source: &str,
+        bundled: bool,
+    ) -> Result<Box<dyn Runnable>> {
+        let (mut enc_proto, enc_meta) = decode_proto(encoder, enc_name)?;
+        let em = Meta(&enc_meta, enc_name);
         for key in ["layers", "heads", "head_dim", "max_mel_frames"] {
             let k = format!("hark.finals.{key}");
             if em.get(&k)? != m.get(&k)? {
@@ -504,30 +598,8 @@ impl FinalsModel {
                 "{enc_name}: features other than Whisper's 80-bin log-mel at 16 kHz"
             )));
         }
-        fold_int8_weights(&mut enc_proto, &enc_name)?;
-        let encoder_plan = plan(enc_proto, &enc_name, bundled.then_some(BUNDLED_ENCODER))?;
-        crate::mem::log_resident("finals model: plans ready");
-
-        let mut suppress = vec![false; v];
-        for &t in &suppress_ids {
-            suppress[t as usize] = true;
-        }
-        // SOT, the language and task tokens, no-speech, no-timestamps: never text
-        for s in &mut suppress[info.eot as usize + 1..info.timestamp_begin as usize] {
-            *s = true;
-        }
-        Ok(Arc::new(FinalsModel {
-            source: source.to_string(),
-            file_bytes: encoder.len() + decoder.len(),
-            encoder: encoder_plan,
-            decoder: decoder_plan,
-            embed_q,
-            embed_scale,
-            token_bytes: token_bytes(&vocab),
-            suppress,
-            suppress_begin,
-            info,
-        }))
+        fold_int8_weights(&mut enc_proto, enc_name)?;
+        plan(enc_proto, enc_name, bundled.then_some(BUNDLED_ENCODER))
     }
 
     /// The per-token scales of the embedding table, after checking the
@@ -750,21 +822,48 @@ impl FinalsPass {
         Ok(out)
     }
 
+    /// Transcribe one utterance from the decoder's cross-attention keys
+    /// and values that the streaming encoder computed for it
+    /// (`stream::StreamEncoder::finish`): the decoder only.
+    pub fn transcribe_encoded(&mut self, cross: &Arc<Tensor>, seconds: f64) -> Result<FinalText> {
+        let mut out = FinalText::default();
+        self.bytes.clear();
+        let frames = cross.shape().get(3).copied().unwrap_or(0);
+        self.decode_window(cross, seconds, frames, std::time::Duration::ZERO, &mut out)?;
+        out.text = String::from_utf8_lossy(&self.bytes).trim().to_string();
+        self.release_memory();
+        Ok(out)
+    }
+
     fn window(&mut self, samples: &[f32], out: &mut FinalText) -> Result<()> {
-        let model = self.model.clone();
         let t0 = std::time::Instant::now();
         let (cross, frames) = self.encode(samples)?;
-        let t_enc = t0.elapsed();
         let seconds = samples.len() as f64 / SAMPLE_RATE_HZ as f64;
-        let no_speech = self.prompt(&cross)?;
-        let g = self.greedy(&cross, token_limit(seconds))?;
+        self.decode_window(&cross, seconds, frames, t0.elapsed(), out)
+    }
+
+    /// Greedy decoding of one window's `cross` keys/values (`seconds` of
+    /// audio, `frames` encoder or mel frames, for the log), its text
+    /// appended to `self.bytes`.
+    fn decode_window(
+        &mut self,
+        cross: &Arc<Tensor>,
+        seconds: f64,
+        frames: usize,
+        t_enc: std::time::Duration,
+        out: &mut FinalText,
+    ) -> Result<()> {
+        let model = self.model.clone();
+        let t0 = std::time::Instant::now();
+        let no_speech = self.prompt(cross)?;
+        let g = self.greedy(cross, token_limit(seconds))?;
         out.bounded |= g.hit_bound;
         out.repeat_cut |= g.repeat_cut;
         log::debug!(
-            "finals window: {seconds:.2} s, {frames} mel frames, encoder {:.1} ms, {} tokens {:.1} ms",
+            "finals window: {seconds:.2} s, {frames} frames, encoder {:.1} ms, {} tokens {:.1} ms",
             t_enc.as_secs_f64() * 1e3,
             self.tokens.len(),
-            (t0.elapsed() - t_enc).as_secs_f64() * 1e3
+            t0.elapsed().as_secs_f64() * 1e3
         );
         let mean_logprob = g.total / (self.tokens.len() + 1) as f64;
         if no_speech > NO_SPEECH_THRESHOLD && mean_logprob < LOGPROB_THRESHOLD as f64 {
@@ -794,7 +893,10 @@ impl FinalsPass {
         let frames = self.mel.compute(samples, pad, &mut self.mel_buf);
         let mel = Tensor::from_shape(&[1, N_MELS, frames], &self.mel_buf[..N_MELS * frames])
             .map_err(run)?;
-        let mut enc = self.model.encoder.run(tvec![mel.into()]).map_err(run)?;
+        let encoder = self.model.encoder.as_ref().ok_or_else(|| {
+            HarkError::Runtime("this finals model reads with its streaming encoder".into())
+        })?;
+        let mut enc = encoder.run(tvec![mel.into()]).map_err(run)?;
         let cross = enc
             .pop()
             .ok_or_else(|| HarkError::Runtime("finals encoder returned nothing".into()))?

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use hark::finals::mel::{WhisperMel, N_MELS};
-use hark::finals::FinalsModel;
+use hark::finals::{EncoderMode, FinalsModel};
 use hark::recognizer::Recognizer;
 use hark::stream::{EventKind, Pass, StreamConfig};
 
@@ -16,8 +16,10 @@ use crate::util::{data, hark, model, run, spawn_piped, stderr, stdout, wav_sampl
 
 pub(crate) fn finals_model() -> Arc<FinalsModel> {
     static F: OnceLock<Arc<FinalsModel>> = OnceLock::new();
-    F.get_or_init(|| FinalsModel::load(None).expect("bundled finals model loads"))
-        .clone()
+    F.get_or_init(|| {
+        FinalsModel::load(None, EncoderMode::Reencode).expect("bundled finals model loads")
+    })
+    .clone()
 }
 
 fn finals_config() -> StreamConfig {

@@ -10,6 +10,7 @@ mod cli;
 mod e2e;
 mod fbank;
 mod finals;
+mod finals_stream;
 mod fuzz_regressions;
 mod listen;
 mod notify;
