@@ -336,6 +336,21 @@ fn fold_int8_weights(proto: &mut ModelProto, source: &str) -> Result<()> {
     Ok(())
 }
 
+/// An encoder's metadata `m` (of file `name`) says Whisper's 80-bin
+/// log-mel at 16 kHz, the features src/finals/mel.rs computes.
+fn check_features(m: &Meta<'_>, name: &str) -> Result<()> {
+    if m.get("hark.finals.n_mels")? != N_MELS.to_string()
+        || m.get("hark.finals.sample_rate_hz")? != SAMPLE_RATE_HZ.to_string()
+        || m.get("hark.finals.hop_samples")? != HOP_SAMPLES.to_string()
+        || m.get("hark.finals.n_fft")? != mel::N_FFT.to_string()
+    {
+        return Err(HarkError::Model(format!(
+            "{name}: features other than Whisper's 80-bin log-mel at 16 kHz"
+        )));
+    }
+    Ok(())
+}
+
 fn initializer<'a>(proto: &'a ModelProto, name: &str) -> Option<&'a tract_onnx::pb::TensorProto> {
     proto
         .graph
@@ -589,15 +604,7 @@ impl FinalsModel {
                 )));
             }
         }
-        if em.get("hark.finals.n_mels")? != N_MELS.to_string()
-            || em.get("hark.finals.sample_rate_hz")? != SAMPLE_RATE_HZ.to_string()
-            || em.get("hark.finals.hop_samples")? != HOP_SAMPLES.to_string()
-            || em.get("hark.finals.n_fft")? != mel::N_FFT.to_string()
-        {
-            return Err(HarkError::Model(format!(
-                "{enc_name}: features other than Whisper's 80-bin log-mel at 16 kHz"
-            )));
-        }
+        check_features(&em, enc_name)?;
         fold_int8_weights(&mut enc_proto, enc_name)?;
         plan(enc_proto, enc_name, bundled.then_some(BUNDLED_ENCODER))
     }

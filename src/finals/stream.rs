@@ -100,15 +100,7 @@ impl StreamModel {
                 )));
             }
         }
-        if m.get("hark.finals.n_mels")? != N_MELS.to_string()
-            || m.get("hark.finals.sample_rate_hz")? != SAMPLE_RATE_HZ.to_string()
-            || m.get("hark.finals.hop_samples")? != HOP_SAMPLES.to_string()
-            || m.get("hark.finals.n_fft")? != N_FFT.to_string()
-        {
-            return Err(HarkError::Model(format!(
-                "{name}: features other than Whisper's 80-bin log-mel at 16 kHz"
-            )));
-        }
+        super::check_features(&m, name)?;
         let pad_s: f64 = m.parse("hark.stream.pad_seconds")?;
         let info = StreamInfo {
             chunk_frames: m.parse("hark.stream.chunk_frames")?,
