@@ -56,6 +56,14 @@ impl EncoderMode {
             EncoderMode::Stream => "stream.onnx",
         }
     }
+
+    /// The encoder's bytes embedded in the binary.
+    fn bundled(self) -> &'static [u8] {
+        match self {
+            EncoderMode::Reencode => BUNDLED_ENCODER,
+            EncoderMode::Stream => BUNDLED_STREAM,
+        }
+    }
 }
 pub const BUNDLED_NAME: &str = "bundled:whisper-tiny.en";
 
@@ -435,13 +443,7 @@ impl FinalsModel {
     /// encoder `mode` reads with.
     pub fn load(dir: Option<&Path>, mode: EncoderMode) -> Result<Arc<FinalsModel>> {
         match dir {
-            None => {
-                let encoder = match mode {
-                    EncoderMode::Reencode => BUNDLED_ENCODER,
-                    EncoderMode::Stream => BUNDLED_STREAM,
-                };
-                Self::load_bytes(encoder, BUNDLED_DECODER, BUNDLED_NAME, mode)
-            }
+            None => Self::load_bytes(mode.bundled(), BUNDLED_DECODER, BUNDLED_NAME, mode),
             Some(d) => {
                 let read = |name: &str| {
                     let p = d.join(name);
@@ -465,12 +467,8 @@ impl FinalsModel {
     ) -> Result<Arc<FinalsModel>> {
         let enc_name = format!("{source}/{}", mode.file());
         let dec_name = format!("{source}/decoder.onnx");
-        let bundled_encoder = match mode {
-            EncoderMode::Reencode => BUNDLED_ENCODER,
-            EncoderMode::Stream => BUNDLED_STREAM,
-        };
         let bundled =
-            std::ptr::eq(encoder, bundled_encoder) && std::ptr::eq(decoder, BUNDLED_DECODER);
+            std::ptr::eq(encoder, mode.bundled()) && std::ptr::eq(decoder, BUNDLED_DECODER);
         // One file at a time, each file's parsed copy dropped before tract
         // optimizes it: the peak is one part's weights twice, not four times.
         let (mut dec_proto, dec_meta) = decode_proto(decoder, &dec_name)?;

@@ -134,6 +134,8 @@ impl StreamModel {
 /// keys/values so far.
 pub struct StreamEncoder {
     model: Arc<FinalsModel>,
+    /// The model's `stream.info`, kept here: every chunk reads it.
+    info: StreamInfo,
     mel: WhisperMel,
     /// The utterance's samples since `reset` (at most `max_samples`).
     audio: Vec<f32>,
@@ -151,7 +153,6 @@ pub struct StreamEncoder {
     /// once, filled by appending, so that only what an utterance uses is
     /// ever touched.
     cross: Vec<f32>,
-    cross_len: usize,
     /// Samples the utterance had past `max_samples` (not read).
     dropped: usize,
     /// Encoder frames the buffers hold (whole chunks), and the longest
@@ -189,20 +190,24 @@ impl StreamEncoder {
             cache: vec![0.0; rows * (s.left_frames + s.chunk_frames) * f.head_dim],
             cache_len: 0,
             cross: Vec::with_capacity(rows * frame_cap * f.head_dim),
-            cross_len: 0,
             dropped: 0,
             frame_cap,
             max_samples,
+            info: s,
             model,
         })
     }
 
-    fn info(&self) -> &StreamInfo {
-        // `new` checked that the model has one
-        match &self.model.stream {
-            Some(s) => &s.info,
-            None => unreachable!("StreamEncoder without a streaming encoder"),
-        }
+    /// Rows of a key/value tensor ([L, 2, H]) and their width (Dh).
+    fn rows(&self) -> (usize, usize) {
+        let f = &self.model.info;
+        (f.layers * 2 * f.heads, f.head_dim)
+    }
+
+    /// Encoder frames in `cross`.
+    fn cross_frames(&self) -> usize {
+        let (rows, dh) = self.rows();
+        self.cross.len() / (rows * dh)
     }
 
     /// The longest utterance this encoder reads, in 16 kHz samples.
@@ -217,7 +222,6 @@ impl StreamEncoder {
         self.chunks_done = 0;
         self.cache_len = 0;
         self.cross.clear();
-        self.cross_len = 0;
         self.dropped = 0;
     }
 
@@ -247,7 +251,7 @@ impl StreamEncoder {
             t += 1;
         }
         self.frames_done = t;
-        let (per, after) = (self.info().mel_per_chunk(), self.info().mel_after);
+        let (per, after) = (self.info.mel_per_chunk(), self.info.mel_after);
         while (self.chunks_done + 1) * per + after <= self.frames_done {
             self.run_chunk(None)?;
         }
@@ -260,23 +264,22 @@ impl StreamEncoder {
     /// audio read. `reset` starts the next utterance.
     pub fn finish(&mut self) -> Result<(Arc<Tensor>, f64)> {
         let run = |e: TractError| HarkError::Runtime(format!("streaming encoder: {e:#}"));
-        let info = self.info().clone();
         let n = self.audio.len();
         // Whisper's frame count for the padded audio, made even
-        let total = (n + info.pad_samples) / HOP_SAMPLES;
+        let total = (n + self.info.pad_samples) / HOP_SAMPLES;
         let total = total - total % 2;
         for t in self.frames_done..total {
             self.mel_frame(t);
         }
         self.frames_done = total;
-        let frames = total / 2;
-        while self.chunks_done * info.chunk_frames < frames {
-            let valid = (frames - self.chunks_done * info.chunk_frames).min(info.chunk_frames);
+        let (frames, chunk) = (total / 2, self.info.chunk_frames);
+        while self.chunks_done * chunk < frames {
+            let valid = (frames - self.chunks_done * chunk).min(chunk);
             self.run_chunk(Some((total, valid)))?;
         }
         let f = &self.model.info;
-        let (rows, dh) = (f.layers * 2 * f.heads, f.head_dim);
-        let s = self.cross_len;
+        let (rows, dh) = self.rows();
+        let s = self.cross_frames();
         if s == 0 {
             return Err(HarkError::Runtime(
                 "streaming encoder: an empty utterance".into(),
@@ -307,7 +310,7 @@ impl StreamEncoder {
     /// Log-mel frame `t` of the utterance (reflected at its start, zeros
     /// past its audio: the padding), with the fixed floor.
     fn mel_frame(&mut self, t: usize) {
-        let floor = self.info().mel_floor;
+        let floor = self.info.mel_floor;
         let audio = &self.audio;
         let at = |i: isize| -> f32 {
             let j = i.unsigned_abs();
@@ -324,13 +327,13 @@ impl StreamEncoder {
     /// frames, the chunk's real encoder frames) for the final one.
     fn run_chunk(&mut self, last: Option<(usize, usize)>) -> Result<()> {
         let run = |e: TractError| HarkError::Runtime(format!("streaming encoder: {e:#}"));
-        let info = self.info().clone();
-        let f = self.model.info.clone();
-        let (rows, dh) = (f.layers * 2 * f.heads, f.head_dim);
+        let (rows, dh) = self.rows();
+        let (layers, heads) = (self.model.info.layers, self.model.info.heads);
+        let (chunk, left) = (self.info.chunk_frames, self.info.left_frames);
         let c = self.chunks_done;
-        let (mel_total, valid) = last.unwrap_or((usize::MAX, info.chunk_frames));
-        let width = info.mel_in();
-        let lo = (c * info.mel_per_chunk()) as isize - info.mel_before as isize;
+        let (mel_total, valid) = last.unwrap_or((usize::MAX, chunk));
+        let width = self.info.mel_in();
+        let lo = (c * self.info.mel_per_chunk()) as isize - self.info.mel_before as isize;
         for k in 0..width {
             let t = lo + k as isize;
             let inside = t >= 0 && (t as usize) < mel_total.min(self.frames_done);
@@ -345,11 +348,11 @@ impl StreamEncoder {
         }
         let mel = Tensor::from_shape(&[1, N_MELS, width], &self.chunk_in).map_err(run)?;
         let first = Tensor::from_shape(&[1], &[if c == 0 { 1.0f32 } else { 0.0 }]).map_err(run)?;
-        let position = Tensor::from_shape(&[1], &[(c * info.chunk_frames) as i64]).map_err(run)?;
+        let position = Tensor::from_shape(&[1], &[(c * chunk) as i64]).map_err(run)?;
         let valid_t = Tensor::from_shape(&[1], &[valid as i64]).map_err(run)?;
-        let slot = (info.left_frames + info.chunk_frames) * dh;
+        let slot = (left + chunk) * dh;
         let cl = self.cache_len;
-        let mut cache = Tensor::zero::<f32>(&[f.layers, 2, f.heads, cl, dh]).map_err(run)?;
+        let mut cache = Tensor::zero::<f32>(&[layers, 2, heads, cl, dh]).map_err(run)?;
         if cl > 0 {
             let mut view = cache.try_as_plain_ram_mut().map_err(run)?;
             let dst = view.as_slice_mut::<f32>().map_err(run)?;
@@ -375,7 +378,6 @@ impl StreamEncoder {
                 "streaming encoder returned the wrong number of outputs".into(),
             ));
         };
-        let chunk = info.chunk_frames;
         let cross = cross.try_as_plain_ram().map_err(run)?;
         let cross = cross.as_slice::<f32>().map_err(run)?;
         let new = new_kv.try_as_plain_ram().map_err(run)?;
@@ -385,8 +387,7 @@ impl StreamEncoder {
                 "streaming encoder outputs of the wrong size".into(),
             ));
         }
-        let cap = self.frame_cap;
-        if self.cross_len + valid > cap {
+        if self.cross_frames() + valid > self.frame_cap {
             return Err(HarkError::Runtime(
                 "streaming encoder past its frames".into(),
             ));
@@ -403,11 +404,10 @@ impl StreamEncoder {
             let row = &mut self.cache[r * slot..(r + 1) * slot];
             row[cl * dh..(cl + chunk) * dh]
                 .copy_from_slice(&new[r * chunk * dh..(r + 1) * chunk * dh]);
-            let keep = (cl + chunk).min(info.left_frames);
+            let keep = (cl + chunk).min(left);
             row.copy_within((cl + chunk - keep) * dh..(cl + chunk) * dh, 0);
         }
-        self.cache_len = (cl + chunk).min(info.left_frames);
-        self.cross_len += valid;
+        self.cache_len = (cl + chunk).min(left);
         self.chunks_done += 1;
         Ok(())
     }

@@ -44,7 +44,7 @@ fn words(text: &str) -> Vec<String> {
 }
 
 /// The finals of `samples` (16 kHz) with `cfg`: (text, pass) of each.
-fn finals(samples: &[f32], cfg: StreamConfig) -> Vec<(String, Pass)> {
+pub(crate) fn finals(samples: &[f32], cfg: StreamConfig) -> Vec<(String, Pass)> {
     let mut rec = Recognizer::new(model(), 16000, cfg).expect("recognizer");
     let mut out = Vec::new();
     for piece in samples.chunks(3200) {

@@ -108,23 +108,10 @@ fn stream_finals_are_written_by_the_decoder_on_the_streamed_states() {
         finals: Some(stream_model()),
         ..crate::util::config(&model(), false, true)
     };
-    let mut rec = hark::recognizer::Recognizer::new(model(), 16000, cfg).expect("recognizer");
-    let mut finals = Vec::new();
-    for piece in audio.chunks(3200) {
-        finals.extend(
-            rec.push(piece)
-                .expect("push")
-                .filter(|e| e.kind == EventKind::Final),
-        );
-    }
-    finals.extend(
-        rec.finish()
-            .expect("finish")
-            .filter(|e| e.kind == EventKind::Final),
-    );
+    let finals = crate::finals::finals(&audio, cfg);
     assert_eq!(finals.len(), 1, "{finals:?}");
-    assert_eq!(finals[0].pass, Pass::WhisperStream);
-    let text = finals[0].text.to_lowercase();
+    assert_eq!(finals[0].1, Pass::WhisperStream);
+    let text = finals[0].0.to_lowercase();
     for w in ["quick", "brown", "fox", "lazy", "dog"] {
         assert!(text.contains(w), "{text}");
     }
